@@ -1,0 +1,197 @@
+"""The mLSTM in its chunkwise form: linear in S and rich in matrix products (Beck et al. 2025, TFLA).
+
+Split the sequence into chunks of ``L`` steps. Inside a chunk, the outputs are the parallel form on
+the chunk plus the contribution of the memory ``(C_k, n_k, m_k)`` carried in from earlier chunks.
+Between chunks the memory is updated once per chunk::
+
+    b_l = sum_{r<=l} log f_r (inside the chunk),   g = b_L,   a_j = sum_{r=j+1..L} log f_r + i_j
+    m_{k+1} = max(g + m_k, max_j a_j)
+    C_{k+1} = exp(g + m_k - m_{k+1}) C_k + sum_j exp(a_j - m_{k+1}) k_j v_j^T     (n likewise)
+
+Any ``S`` and any ``chunk_size >= 1`` work: the last chunk may be shorter. ``chunk_size=1`` is the
+recurrent form, ``chunk_size >= S`` the parallel form plus the initial state.
+
+:func:`chunkwise_numpy` is the reference (a loop over chunks). :func:`chunkwise_torch` is the fast
+form: no per-chunk Python work; all chunks go through batched matrix products at once, and the
+chunk-to-chunk memory recurrence is itself solved in parallel form over groups of chunks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .._checks import check_positive_int
+from ..gating import log_sigmoid
+from ._validate import validate_qkv_gates
+from .parallel_form import log_decay_matrix
+from .recurrent_form import zero_state
+
+#: chunk states are solved in parallel form over groups of this many chunks (a short loop over
+#: groups keeps the cost linear in S).
+CHUNK_GROUP = 32
+
+
+def _reverse_exclusive_cumsum(x):
+    """``y_j = sum_{r > j} x_r`` along the last axis, with no subtraction (numpy or torch)."""
+    if isinstance(x, torch.Tensor):
+        rev = x.flip(-1).cumsum(-1).flip(-1)  # sum_{r >= j}
+        return torch.cat([rev[..., 1:], torch.zeros_like(rev[..., :1])], dim=-1)
+    rev = np.cumsum(x[..., ::-1], axis=-1)[..., ::-1]
+    return np.concatenate([rev[..., 1:], np.zeros_like(rev[..., :1])], axis=-1)
+
+
+# --- numpy reference: a readable loop over chunks ---------------------------------------------------
+
+
+def _chunk_numpy(q, k, v, igate_preact, log_fgate, c_state, n_state, m_state, eps):
+    """Outputs and final state of one chunk of length ``Lc`` (any ``Lc >= 1``)."""
+    q = q / math.sqrt(q.shape[-1])
+    b = np.cumsum(log_fgate, axis=-1)  # (B, NH, Lc) log decay from chunk start to l
+    # outputs: intra-chunk parallel form + the carried memory decayed to l
+    log_d = log_decay_matrix(log_fgate, igate_preact)  # (B, NH, Lc, Lc)
+    log_inter = b + m_state[..., None]  # (B, NH, Lc)
+    m_out = np.maximum(log_inter, log_d.max(-1))  # (B, NH, Lc)
+    p = (q @ np.swapaxes(k, -1, -2)) * np.exp(log_d - m_out[..., None])  # (B, NH, Lc, Lc)
+    s_inter = np.exp(log_inter - m_out)  # (B, NH, Lc)
+    num = p @ v + s_inter[..., None] * (q @ c_state)  # (B, NH, Lc, DHV)
+    den = p.sum(-1) + s_inter * np.einsum("bhld,bhd->bhl", q, n_state)  # (B, NH, Lc)
+    h = num / (np.maximum(np.abs(den), np.exp(-m_out)) + eps)[..., None]
+    # memory update to the end of the chunk
+    g = b[..., -1]  # (B, NH)
+    a = _reverse_exclusive_cumsum(log_fgate) + igate_preact  # (B, NH, Lc)
+    m_new = np.maximum(g + m_state, a.max(-1))  # (B, NH)
+    kw = k * np.exp(a - m_new[..., None])[..., None]  # (B, NH, Lc, DHQK)
+    decay = np.exp(g + m_state - m_new)  # (B, NH)
+    c_state = decay[..., None, None] * c_state + np.swapaxes(kw, -1, -2) @ v
+    n_state = decay[..., None] * n_state + kw.sum(-2)
+    return h, (c_state, n_state, m_new)
+
+
+def chunkwise_numpy(q, k, v, igate_preact, fgate_preact, chunk_size=64, initial_state=None,
+                    eps=1e-6):
+    """Reference chunkwise form in numpy. Returns ``h (B, NH, S, DHV), state``."""
+    B, NH, S, DHQK = q.shape
+    DHV = v.shape[-1]
+    state = initial_state if initial_state is not None else zero_state(B, NH, DHQK, DHV, q)
+    log_fgate = log_sigmoid(fgate_preact)
+    h = np.empty((B, NH, S, DHV), dtype=q.dtype)
+    for start in range(0, S, chunk_size):
+        sl = slice(start, start + chunk_size)
+        h[:, :, sl], state = _chunk_numpy(q[:, :, sl], k[:, :, sl], v[:, :, sl],
+                                          igate_preact[:, :, sl], log_fgate[:, :, sl], *state, eps)
+    return h, state
+
+
+# --- torch: all chunks at once ---------------------------------------------------------------------
+
+
+def _chunk_states_torch(dc, dn, g, alpha, c_state, n_state, m_state):
+    """Memory at the end of every chunk, given each chunk's own contribution.
+
+    The chunk recurrence ``C_{k+1} = exp(g_k + m_k - m_{k+1}) C_k + exp(alpha_k - m_{k+1}) dC_k``
+    has the same shape as the mLSTM recurrence itself (forget ``g``, input ``alpha``, "value"
+    ``dC``), so it is solved in parallel form, over groups of :data:`CHUNK_GROUP` chunks.
+
+    dc ``(B, NH, NC, DHQK, DHV)``, dn ``(B, NH, NC, DHQK)``, g, alpha ``(B, NH, NC)``.
+    Returns c ``(B, NH, NC, DHQK, DHV)``, n ``(B, NH, NC, DHQK)``, m ``(B, NH, NC)``.
+    """
+    B, NH, NC, DHQK, DHV = dc.shape
+    dc = dc.reshape(B, NH, NC, DHQK * DHV)  # (B, NH, NC, DHQK*DHV)
+    cs, ns, ms = [], [], []
+    c_flat = c_state.reshape(B, NH, DHQK * DHV)
+    for start in range(0, NC, CHUNK_GROUP):
+        sl = slice(start, start + CHUNK_GROUP)
+        log_w = log_decay_matrix(g[..., sl], alpha[..., sl])  # (B, NH, G, G)
+        log_init = g[..., sl].cumsum(-1) + m_state[..., None]  # (B, NH, G)
+        m_next = torch.maximum(log_init, log_w.amax(-1))  # (B, NH, G)
+        w = torch.exp(log_w - m_next[..., None])  # (B, NH, G, G)
+        s_init = torch.exp(log_init - m_next)[..., None]  # (B, NH, G, 1)
+        c_next = w @ dc[:, :, sl] + s_init * c_flat[:, :, None]  # (B, NH, G, DHQK*DHV)
+        n_next = w @ dn[:, :, sl] + s_init * n_state[:, :, None]  # (B, NH, G, DHQK)
+        cs.append(c_next)
+        ns.append(n_next)
+        ms.append(m_next)
+        c_flat, n_state, m_state = c_next[:, :, -1], n_next[:, :, -1], m_next[..., -1]
+    c_all = torch.cat(cs, dim=2).reshape(B, NH, NC, DHQK, DHV)
+    return c_all, torch.cat(ns, dim=2), torch.cat(ms, dim=2)
+
+
+def _chunks_torch(q, k, v, igate_preact, log_fgate, L, c_state, n_state, m_state, eps):
+    """Chunkwise form for ``S`` a multiple of ``L``. Returns ``h, (c, n, m)``."""
+    B, NH, S, DHQK = q.shape
+    DHV = v.shape[-1]
+    NC = S // L
+    qc = (q * DHQK**-0.5).reshape(B, NH, NC, L, DHQK)
+    kc = k.reshape(B, NH, NC, L, DHQK)
+    vc = v.reshape(B, NH, NC, L, DHV)
+    ic = igate_preact.reshape(B, NH, NC, L)
+    lf = log_fgate.reshape(B, NH, NC, L)
+
+    # each chunk's own contribution to the memory at its end, stabilized by its own max alpha
+    a = _reverse_exclusive_cumsum(lf) + ic  # (B, NH, NC, L)
+    alpha = a.amax(-1)  # (B, NH, NC)
+    kw = kc * torch.exp(a - alpha[..., None])[..., None]  # (B, NH, NC, L, DHQK)
+    dc = kw.transpose(-1, -2) @ vc  # (B, NH, NC, DHQK, DHV)
+    dn = kw.sum(-2)  # (B, NH, NC, DHQK)
+    b = lf.cumsum(-1)  # (B, NH, NC, L)
+    c_ends, n_ends, m_ends = _chunk_states_torch(dc, dn, b[..., -1], alpha,
+                                                 c_state, n_state, m_state)
+    # memory at the start of each chunk: the initial state, then the end of the previous chunk
+    c_starts = torch.cat([c_state[:, :, None], c_ends[:, :, :-1]], dim=2)  # (B,NH,NC,DHQK,DHV)
+    n_starts = torch.cat([n_state[:, :, None], n_ends[:, :, :-1]], dim=2)  # (B, NH, NC, DHQK)
+    m_starts = torch.cat([m_state[:, :, None], m_ends[:, :, :-1]], dim=2)  # (B, NH, NC)
+
+    # outputs: intra-chunk parallel form + carried memory, one stabilizer per row
+    log_d = log_decay_matrix(lf, ic)  # (B, NH, NC, L, L)
+    log_inter = b + m_starts[..., None]  # (B, NH, NC, L)
+    m_out = torch.maximum(log_inter, log_d.amax(-1))  # (B, NH, NC, L)
+    p = (qc @ kc.transpose(-1, -2)) * torch.exp(log_d - m_out[..., None])  # (B, NH, NC, L, L)
+    q_inter = qc * torch.exp(log_inter - m_out)[..., None]  # (B, NH, NC, L, DHQK)
+    num = p @ vc + q_inter @ c_starts  # (B, NH, NC, L, DHV)
+    den = p.sum(-1) + (q_inter @ n_starts[..., None]).squeeze(-1)  # (B, NH, NC, L)
+    h = num / (torch.maximum(den.abs(), torch.exp(-m_out)) + eps)[..., None]
+    state = (c_ends[:, :, -1], n_ends[:, :, -1], m_ends[..., -1])
+    return h.reshape(B, NH, S, DHV), state
+
+
+def chunkwise_torch(q, k, v, igate_preact, fgate_preact, chunk_size=64, initial_state=None,
+                    eps=1e-6):
+    """Chunkwise form in torch (differentiable, any device/dtype). Returns ``h, state``.
+
+    The full chunks run together; a shorter last chunk (``S % chunk_size``) runs after them,
+    starting from their final state.
+    """
+    B, NH, S, DHQK = q.shape
+    DHV = v.shape[-1]
+    state = initial_state if initial_state is not None else zero_state(B, NH, DHQK, DHV, q)
+    log_fgate = F.logsigmoid(fgate_preact)
+    L = min(chunk_size, S)
+    S_full = (S // L) * L
+    args = (q, k, v, igate_preact, log_fgate)
+    h, state = _chunks_torch(*(x[:, :, :S_full] for x in args), L, *state, eps)
+    if S_full == S:
+        return h, state
+    h_tail, state = _chunks_torch(*(x[:, :, S_full:] for x in args), S - S_full, *state, eps)
+    return torch.cat([h, h_tail], dim=2), state
+
+
+def chunkwise(q, k, v, igate_preact, fgate_preact, *, chunk_size=64, initial_state=None,
+              return_state=False, eps=1e-6):
+    """mLSTM, chunkwise form. Same shapes and conventions as :func:`xlstm_edu.mlstm.recurrent`.
+
+    Args:
+        chunk_size: steps per chunk, any integer ``>= 1``; ``S`` need not be a multiple.
+
+    Returns ``h (B, NH, S, DHV)``, or ``(h, (c_state, n_state, m_state))`` with ``return_state``;
+    the state is the same as the recurrent form's. Torch in gives torch out (differentiable);
+    numpy in gives numpy out.
+    """
+    chunk_size = check_positive_int("chunk_size", chunk_size)
+    backend = validate_qkv_gates(q, k, v, igate_preact, fgate_preact, initial_state)
+    fn = chunkwise_torch if backend == "torch" else chunkwise_numpy
+    h, state = fn(q, k, v, igate_preact, fgate_preact, chunk_size, initial_state, eps)
+    return (h, state) if return_state else h
