@@ -1,0 +1,1 @@
+"""ipywidgets explorers used in the book (import ipywidgets and matplotlib lazily)."""
