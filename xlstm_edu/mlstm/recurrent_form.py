@@ -107,8 +107,14 @@ def _recurrent_numba(q, k, v, igate_preact, fgate_preact, c_state, n_state, m_st
 
 def step_torch(c_state, n_state, m_state, q, k, v, igate_preact, fgate_preact, eps=1e-6):
     """One mLSTM step in torch (differentiable). Shapes as :func:`step_numpy`."""
+    return _step_torch_logf(c_state, n_state, m_state, q, k, v, igate_preact,
+                            F.logsigmoid(fgate_preact), eps)
+
+
+def _step_torch_logf(c_state, n_state, m_state, q, k, v, igate_preact, log_fgate, eps):
+    """:func:`step_torch` with the forget gate already in log space."""
     DHQK = q.shape[-1]
-    i_act, f_act, m_state = stabilized_gates(igate_preact, F.logsigmoid(fgate_preact), m_state)
+    i_act, f_act, m_state = stabilized_gates(igate_preact, log_fgate, m_state)
     c_state = f_act[..., None, None] * c_state + i_act[..., None, None] * (
         k[..., :, None] * v[..., None, :])  # (B, NH, DHQK, DHV)
     n_state = f_act[..., None] * n_state + i_act[..., None] * k  # (B, NH, DHQK)
@@ -124,10 +130,11 @@ def recurrent_torch(q, k, v, igate_preact, fgate_preact, initial_state=None, eps
     B, NH, S, DHQK = q.shape
     DHV = v.shape[-1]
     state = initial_state if initial_state is not None else zero_state(B, NH, DHQK, DHV, q)
+    log_fgate = F.logsigmoid(fgate_preact)  # the gates do not depend on the state: all at once
     hs = []
     for t in range(S):
-        h_t, state = step_torch(*state, q[:, :, t], k[:, :, t], v[:, :, t],
-                                igate_preact[:, :, t], fgate_preact[:, :, t], eps)
+        h_t, state = _step_torch_logf(*state, q[:, :, t], k[:, :, t], v[:, :, t],
+                                      igate_preact[:, :, t], log_fgate[:, :, t], eps)
         hs.append(h_t)
     return torch.stack(hs, dim=2), state
 

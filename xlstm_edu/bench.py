@@ -1,0 +1,289 @@
+"""Benchmarks: ``python -m xlstm_edu.bench {mlstm,slstm,matmul,memory}`` prints markdown tables.
+
+Speed is measured here, never asserted in tests. Every figure is a median of repeated calls, and
+implementations are compared side by side in one process (ratios), because these machines are noisy.
+Peak memory is measured in a fresh child process (peak resident set size growth during one call).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+from . import mlstm, slstm
+
+
+def median_time(fn, *, repeats: int = 11, warmup: int = 2, max_seconds: float | None = None) -> float:
+    """Median wall time of ``fn()`` in seconds over ``repeats`` calls after ``warmup`` calls.
+
+    ``max_seconds`` stops early (after at least 3 timed calls) once the total exceeds it.
+    """
+    for _ in range(warmup):
+        fn()
+    times = []
+    start_all = time.perf_counter()
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+        if max_seconds is not None and len(times) >= 3 and time.perf_counter() - start_all > max_seconds:
+            break
+    return statistics.median(times)
+
+
+def mlstm_inputs(B=1, NH=4, S=1024, DHQK=64, DHV=64, dtype=torch.float32, device="cpu", seed=0,
+                 requires_grad=False):
+    """Random mLSTM inputs ``(q, k, v, igate_preact, fgate_preact)`` in a typical regime."""
+    g = torch.Generator().manual_seed(seed)
+    q, k = (torch.randn(B, NH, S, DHQK, generator=g) for _ in range(2))
+    v = torch.randn(B, NH, S, DHV, generator=g)
+    i = torch.randn(B, NH, S, generator=g)
+    f = torch.randn(B, NH, S, generator=g) + 3.0
+    out = [x.to(device=device, dtype=dtype).requires_grad_(requires_grad) for x in (q, k, v, i, f)]
+    return tuple(out)
+
+
+def chunkwise_flops(B, NH, S, DHQK, DHV, L):
+    """Matrix-product FLOPs of the chunkwise forward (2 per multiply-add; elementwise work ignored).
+
+    Intra-chunk ``Q K^T`` and ``P V`` (``S * L * (DHQK + DHV)``), chunk memories ``K^T V`` and
+    read-outs ``Q C`` (``2 * S * DHQK * DHV``), normalizer read-outs (``S * DHQK``), counted per head.
+    """
+    per_head = 2 * (S * L * (DHQK + DHV) + 2 * S * DHQK * DHV + S * DHQK)
+    return B * NH * per_head
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 7) -> float:
+    """GFLOP/s of a large square float32 torch matmul: the practical ceiling of this machine."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return 2 * n**3 / median_time(lambda: a @ b, repeats=repeats) / 1e9
+
+
+def _official_kernels():
+    """The official mlstm_kernels CPU implementations, or ``{}`` where the package is missing."""
+    try:
+        from mlstm_kernels.torch import get_mlstm_kernel, get_mlstm_sequence_kernel
+    except ImportError:
+        return {}
+    seq = get_mlstm_sequence_kernel("native_sequence__native")
+    return {
+        "official recurrent (native_sequence)": lambda *a: seq(*a, dtype_state=a[0].dtype),
+        "official parallel (native_stablef_autograd)":
+            get_mlstm_kernel("parallel--native_stablef_autograd"),
+        "official chunkwise (native_autograd)":
+            lambda *a: get_mlstm_kernel("chunkwise--native_autograd")(*a, chunk_size=64),
+    }
+
+
+def _mlstm_impls(chunk_size=64):
+    impls = {
+        "recurrent numba": ("numpy", lambda *a: mlstm.recurrent(*a)),
+        "recurrent torch": ("torch", lambda *a: mlstm.recurrent(*a)),
+        "parallel torch": ("torch", lambda *a: mlstm.parallel(*a)),
+        "chunkwise torch": ("torch", lambda *a: mlstm.chunkwise(*a, chunk_size=chunk_size)),
+    }
+    for name, fn in _official_kernels().items():
+        impls[name] = ("torch", fn)
+    return impls
+
+
+# Where a form is too slow or too large to time at a given S (quadratic memory, per-step Python).
+_MAX_S = {"parallel": 4096, "recurrent torch": 4096, "official recurrent": 4096,
+          "official parallel": 4096}
+_MAX_S_BACKWARD = {"recurrent torch": 1024, "official recurrent": 1024}
+
+
+def _limit(name, table):
+    for key, s_max in table.items():
+        if key in name:
+            return s_max
+    return None
+
+
+def bench_mlstm(sizes=(256, 1024, 4096, 16384), repeats=7, backward=True, device="cpu",
+                max_seconds=20.0, chunk_size=64):
+    """Forward (and forward+backward) medians in ms for every form at each S. Returns rows."""
+    rows = []
+    impls = _mlstm_impls(chunk_size)
+    for S in sizes:
+        inputs = mlstm_inputs(S=S, device=device)
+        for name, (kind, fn) in impls.items():
+            s_max = _limit(name, _MAX_S)
+            if (s_max is not None and S > s_max) or (kind == "numpy" and device != "cpu"):
+                continue
+            args = tuple(x.cpu().numpy() for x in inputs) if kind == "numpy" else inputs
+            sync = torch.cuda.synchronize if device != "cpu" else (lambda: None)
+
+            def fwd(fn=fn, args=args, sync=sync):
+                with torch.no_grad():
+                    fn(*args)
+                sync()
+
+            row = {"S": S, "impl": name, "fwd_ms": 1e3 * median_time(
+                fwd, repeats=repeats, max_seconds=max_seconds)}
+            s_max_b = _limit(name, _MAX_S_BACKWARD)
+            if backward and kind == "torch" and (s_max_b is None or S <= s_max_b):
+                grad_inputs = tuple(x.detach().requires_grad_(True) for x in inputs)
+
+                def fwd_bwd(fn=fn, args=grad_inputs, sync=sync):
+                    fn(*args).sum().backward()
+                    sync()
+
+                row["fwd_bwd_ms"] = 1e3 * median_time(
+                    fwd_bwd, repeats=repeats, max_seconds=max_seconds)
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    return rows
+
+
+def peak_memory_mib(form: str, S: int, *, B=1, NH=4, DHQK=64, DHV=64, chunk_size=64,
+                    backward=False) -> float:
+    """Peak memory growth (MiB) of one call of ``form`` ("recurrent", "parallel", "chunkwise"),
+    torch float32 on CPU, measured in a fresh child process as peak RSS minus RSS before the call."""
+    cmd = [sys.executable, "-m", "xlstm_edu.bench", "_memprobe", "--form", form, "--S", str(S),
+           "--B", str(B), "--NH", str(NH), "--DHQK", str(DHQK), "--DHV", str(DHV),
+           "--chunk-size", str(chunk_size)] + (["--backward"] if backward else [])
+    # Large blocks straight from (and back to) the OS, so that peak RSS tracks live tensor memory.
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def _memprobe(args):
+    inputs = mlstm_inputs(B=args.B, NH=args.NH, S=args.S, DHQK=args.DHQK, DHV=args.DHV,
+                          requires_grad=args.backward)
+    fns = {"recurrent": mlstm.recurrent, "parallel": mlstm.parallel,
+           "chunkwise": lambda *a: mlstm.chunkwise(*a, chunk_size=args.chunk_size)}
+    fns["chunkwise"](*mlstm_inputs(S=8))  # imports and first-call work outside the measurement
+    with open("/proc/self/statm") as fh:
+        rss_before = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    with torch.set_grad_enabled(args.backward):
+        h = fns[args.form](*inputs)
+        if args.backward:
+            h.sum().backward()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    print((peak - rss_before) / 2**20)
+
+
+def bench_slstm_recurrent(B=1, NH=4, DH=64, S=1024, repeats=5):
+    """ms per sequence: numpy reference loop vs numba vs torch loop (sLSTM and mLSTM recurrent)."""
+    rng = np.random.default_rng(0)
+    gates = [rng.standard_normal((B, NH, S, DH)).astype(np.float32) for _ in range(4)]
+    R = (0.1 * rng.standard_normal((NH, DH, 4, DH))).astype(np.float32)
+    m_in = tuple(x.numpy() for x in mlstm_inputs(B=B, NH=NH, S=S, DHQK=DH, DHV=DH))
+    t_gates = [torch.from_numpy(g) for g in gates]
+    t_m = tuple(torch.from_numpy(x) for x in m_in)
+    rows = []
+    with torch.no_grad():
+        for cell, ref, fast, tor in [
+            ("sLSTM", lambda: slstm.recurrent_numpy(*gates, R), lambda: slstm.recurrent(*gates, R),
+             lambda: slstm.recurrent(*t_gates, torch.from_numpy(R))),
+            ("mLSTM", lambda: mlstm.recurrent_numpy(*m_in), lambda: mlstm.recurrent(*m_in),
+             lambda: mlstm.recurrent(*t_m)),
+        ]:
+            t_ref = median_time(ref, repeats=repeats, warmup=1)
+            t_fast = median_time(fast, repeats=repeats * 4, warmup=1)
+            t_torch = median_time(tor, repeats=repeats, warmup=1)
+            rows.append({"cell": cell, "numpy_loop_ms": 1e3 * t_ref, "numba_ms": 1e3 * t_fast,
+                         "torch_loop_ms": 1e3 * t_torch, "numba_speedup": t_ref / t_fast})
+    return rows
+
+
+def markdown_table(rows, columns, floatfmt="{:.2f}"):
+    """Rows of dicts as a markdown table (missing entries as '-')."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for r in rows:
+        cells = []
+        for c in columns:
+            v = r.get(c)
+            cells.append("-" if v is None else floatfmt.format(v) if isinstance(v, float) else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _summarize_mlstm(rows, ceiling):
+    by = {(r["impl"], r["S"]): r for r in rows}
+    out = []
+    ours, off = "chunkwise torch", "official chunkwise (native_autograd)"
+    if (ours, 4096) in by and (off, 4096) in by:
+        out.append(f"- chunkwise fwd speed-up vs official at S=4096: "
+                   f"{by[(off, 4096)]['fwd_ms'] / by[(ours, 4096)]['fwd_ms']:.2f}x")
+        if "fwd_bwd_ms" in by[(ours, 4096)] and "fwd_bwd_ms" in by[(off, 4096)]:
+            out.append(f"- chunkwise fwd+bwd speed-up vs official at S=4096: "
+                       f"{by[(off, 4096)]['fwd_bwd_ms'] / by[(ours, 4096)]['fwd_bwd_ms']:.2f}x")
+    rec_off = "official recurrent (native_sequence)"
+    for S in (1024, 4096):
+        if ("recurrent numba", S) in by and (rec_off, S) in by:
+            out.append(f"- numba recurrent speed-up vs official recurrent at S={S}: "
+                       f"{by[(rec_off, S)]['fwd_ms'] / by[('recurrent numba', S)]['fwd_ms']:.1f}x")
+    if (ours, 16384) in by and (ours, 4096) in by:
+        out.append(f"- chunkwise time(16384)/time(4096): "
+                   f"{by[(ours, 16384)]['fwd_ms'] / by[(ours, 4096)]['fwd_ms']:.2f}")
+    for S in (4096, 16384):
+        if (ours, S) in by:
+            gflops = chunkwise_flops(1, 4, S, 64, 64, 64) / (by[(ours, S)]["fwd_ms"] / 1e3) / 1e9
+            out.append(f"- chunkwise fwd at S={S}: {gflops:.1f} GFLOP/s = "
+                       f"{gflops / ceiling:.2f} of a 2048^2 matmul ({ceiling:.1f} GFLOP/s)")
+    return "\n".join(out)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m xlstm_edu.bench", description=__doc__)
+    sub = p.add_subparsers(dest="what", required=True)
+    pm = sub.add_parser("mlstm", help="mLSTM forms vs the official kernels: time vs S")
+    pm.add_argument("--sizes", default="256,1024,4096,16384")
+    pm.add_argument("--repeats", type=int, default=7)
+    pm.add_argument("--no-backward", action="store_true")
+    pm.add_argument("--device", default="cpu")
+    pm.add_argument("--chunk-size", type=int, default=64)
+    sub.add_parser("recurrent", help="numba vs numpy loop vs torch loop (sLSTM, mLSTM), S=1024")
+    sub.add_parser("matmul", help="GFLOP/s of a 2048^2 float32 matmul")
+    pmem = sub.add_parser("memory", help="peak memory of each mLSTM form vs S")
+    pmem.add_argument("--sizes", default="256,1024,4096,8192")
+    pmem.add_argument("--backward", action="store_true")
+    pp = sub.add_parser("_memprobe")
+    for name in ("--S", "--B", "--NH", "--DHQK", "--DHV", "--chunk-size"):
+        pp.add_argument(name, type=int)
+    pp.add_argument("--form")
+    pp.add_argument("--backward", action="store_true")
+    args = p.parse_args(argv)
+
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpus {os.cpu_count()}")
+    if args.what == "_memprobe":
+        _memprobe(args)
+    elif args.what == "matmul":
+        print(f"{matmul_gflops():.1f} GFLOP/s")
+    elif args.what == "recurrent":
+        rows = bench_slstm_recurrent()
+        print(markdown_table(rows, ["cell", "numpy_loop_ms", "numba_ms", "torch_loop_ms",
+                                    "numba_speedup"]))
+    elif args.what == "memory":
+        rows = []
+        for S in (int(s) for s in args.sizes.split(",")):
+            row = {"S": S}
+            for form in ("recurrent", "parallel", "chunkwise"):
+                if form == "recurrent" and args.backward and S > 1024:
+                    continue
+                row[form + "_MiB"] = peak_memory_mib(form, S, backward=args.backward)
+            rows.append(row)
+        print(markdown_table(rows, ["S", "recurrent_MiB", "parallel_MiB", "chunkwise_MiB"], "{:.1f}"))
+    else:
+        sizes = tuple(int(s) for s in args.sizes.split(","))
+        ceiling = matmul_gflops() if args.device == "cpu" else float("nan")
+        rows = bench_mlstm(sizes, repeats=args.repeats, backward=not args.no_backward,
+                           device=args.device, chunk_size=args.chunk_size)
+        print(markdown_table(rows, ["S", "impl", "fwd_ms", "fwd_bwd_ms"]))
+        print(_summarize_mlstm(rows, ceiling))
+
+
+if __name__ == "__main__":
+    main()
