@@ -1,0 +1,107 @@
+"""Tests for xlstm_edu.experiments.slstm (chapter 04_slstm)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from xlstm_edu import slstm
+from xlstm_edu.experiments import slstm as ex
+
+
+def test_random_inputs_shapes_dtype_and_seed():
+    gates, R = ex.random_inputs(2, 3, 7, 5, seed=4, dtype=np.float32, fgate_bias=1.0)
+    assert len(gates) == 4
+    for g in gates:
+        assert g.shape == (2, 3, 7, 5) and g.dtype == np.float32
+    assert R.shape == (3, 5, 4, 5) and R.dtype == np.float32
+    gates2, R2 = ex.random_inputs(2, 3, 7, 5, seed=4, dtype=np.float32, fgate_bias=1.0)
+    np.testing.assert_array_equal(R, R2)
+    np.testing.assert_array_equal(gates[1], gates2[1])
+    assert gates[1].mean() > gates[0].mean() + 0.5  # the forget bias is applied
+
+
+def test_full_recurrent_matrix_is_block_diagonal_and_reproduces_a_step():
+    B, NH, DH = 2, 3, 4
+    gates, R = ex.random_inputs(B, NH, 1, DH, seed=1)
+    M = ex.full_recurrent_matrix(R)
+    assert M.shape == (NH * DH, 4 * NH * DH)
+    blocks = M.reshape(NH, DH, 4, NH, DH)  # (head_in, d_in, gate, head_out, d_out)
+    for a in range(NH):
+        for b in range(NH):
+            if a != b:
+                assert not blocks[a, :, :, b, :].any()
+    # One step with R equals one step without R whose pre-activations get h_{t-1} @ M added.
+    rng = np.random.default_rng(2)
+    h, c, n = rng.standard_normal((3, B, NH, DH))
+    n = np.abs(n) + 0.5
+    m = rng.standard_normal((B, NH, DH))
+    pre = [g[:, :, 0] for g in gates]
+    h_with_R, _ = slstm.step_numpy(h, c, n, m, *pre, R)
+    ry = (h.reshape(B, NH * DH) @ M).reshape(B, 4, NH, DH)  # gate-major columns
+    h_manual, _ = slstm.step_numpy(h, c, n, m, *[pre[g] + ry[:, g] for g in range(4)], None)
+    np.testing.assert_allclose(h_with_R, h_manual, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("S", [1, 13])
+def test_official_vanilla_slstm_agrees_with_recurrent_float64(S):
+    pytest.importorskip("xlstm")
+    gates, R = ex.random_inputs(2, 3, S, 6, seed=S, r_scale=1.5)
+    h_official = ex.official_vanilla_slstm(*gates, R)
+    assert isinstance(h_official, np.ndarray) and h_official.shape == (2, 3, S, 6)
+    h_ours = slstm.recurrent(*gates, R)
+    assert np.abs(h_official - h_ours).max() < 1e-12
+    # and a different R gives a different answer (the adapter really uses R)
+    assert np.abs(ex.official_vanilla_slstm(*gates, 0.5 * R) - h_ours).max() > 1e-3 or S == 1
+
+
+def test_official_vanilla_slstm_torch_in_torch_out():
+    pytest.importorskip("xlstm")
+    gates, R = ex.random_inputs(1, 2, 9, 4, seed=3, dtype=np.float32)
+    t_gates = [torch.from_numpy(g) for g in gates]
+    h = ex.official_vanilla_slstm(*t_gates, torch.from_numpy(R))
+    assert isinstance(h, torch.Tensor) and h.dtype == torch.float32 and h.shape == (1, 2, 9, 4)
+    h_ours = slstm.recurrent(*t_gates, torch.from_numpy(R))
+    assert (h - h_ours).abs().max().item() < 1e-5
+
+
+def test_impulse_response_stays_inside_pulsed_heads():
+    _, R = ex.random_inputs(1, 4, 1, 5, seed=0, r_scale=3.0)
+    pulses = ((0, 0), (2, 3))
+    h_mix = ex.impulse_response(R, S=30, pulses=pulses)
+    h_none = ex.impulse_response(np.zeros_like(R), S=30, pulses=pulses)
+    assert h_mix.shape == h_none.shape == (4, 30, 5)
+    touched = np.abs(h_mix).max(axis=1) > 0  # (NH, DH)
+    assert touched[0].all() and touched[2].all()  # R spreads the pulse through its head
+    assert not touched[1].any() and not touched[3].any()  # and never to another head
+    lit = np.abs(h_none).max(axis=1) > 0
+    expected = np.zeros((4, 5), dtype=bool)
+    expected[0, 0] = expected[2, 3] = True
+    np.testing.assert_array_equal(lit, expected)  # without R only the pulsed units move
+    assert np.abs(h_none[:, :5]).max() == 0.0  # nothing before the pulse
+
+
+def test_time_recurrent_paths_and_table():
+    threads = torch.get_num_threads()
+    per_step = ex.time_recurrent_paths(B=1, NH=2, DH=4, S=16, S_loop=8, repeats=1, warmup=1)
+    assert torch.get_num_threads() == threads  # restored
+    assert {"numpy reference loop", "numba kernel", "torch loop (1 thread)"} <= set(per_step)
+    assert len(per_step) == (3 if threads == 1 else 4)
+    assert all(t > 0 for t in per_step.values())
+    table = ex.speed_table({"DH=4": per_step, "again": per_step})
+    lines = table.splitlines()
+    assert len(lines) == 1 + len(per_step) and "numba kernel" in table
+    assert lines[1].count("1.00x") == 2  # the reference against itself, in both columns
+
+
+def test_plots_run():
+    plt = pytest.importorskip("matplotlib.pyplot")
+    _, R = ex.random_inputs(1, 2, 1, 3, seed=0)
+    ax = ex.plot_recurrent_matrix(R)
+    assert ax.images
+    fig = ex.plot_impulse_responses({"a": ex.impulse_response(R, S=12)})
+    assert len(fig.axes) == 2
+    ax = ex.plot_speed({"DH=4": {"x": 1e-4, "y": 2e-5}, "DH=8": {"x": 2e-4, "y": 3e-5}})
+    assert len(ax.patches) == 4
+    plt.close("all")
