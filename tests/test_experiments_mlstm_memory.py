@@ -1,0 +1,119 @@
+"""Tests for the mLSTM associative-memory experiment and the memory explorer widget."""
+
+import numpy as np
+import pytest
+
+from xlstm_edu import mlstm
+from xlstm_edu.experiments import mlstm_memory as mm
+
+
+def test_orthogonal_keys_retrieve_exactly():
+    rng = np.random.default_rng(0)
+    d = 16
+    keys = mm.orthonormal_vectors(d, d, rng)  # N = d: the memory is full
+    values = mm.random_unit_vectors((d, d), rng)
+    retrieved, state = mm.store_and_retrieve(keys, values, return_state=True)
+    assert mm.relative_error(retrieved, values).max() < 1e-5  # eps = 1e-6 and sigmoid(20) < 1
+    # The state is Kohonen's correlation matrix memory sum_j k_j v_j^T.
+    np.testing.assert_allclose(mm.memory_matrix(state), keys.T @ values, atol=1e-6)
+
+
+def test_orthogonal_keys_exact_without_eps_float32():
+    rng = np.random.default_rng(1)
+    keys = mm.orthonormal_vectors(8, 32, rng).astype(np.float32)
+    values = mm.random_unit_vectors((8, 24), rng).astype(np.float32)
+    retrieved = mm.store_and_retrieve(keys, values, eps=0.0)
+    assert retrieved.dtype == np.float32
+    assert mm.relative_error(retrieved, values).max() < 1e-5
+
+
+def test_reads_leave_memory_unchanged():
+    rng = np.random.default_rng(2)
+    N, d = 10, 8
+    keys = mm.random_unit_vectors((N, d), rng)
+    values = mm.random_unit_vectors((N, d), rng)
+    f_pre = rng.uniform(1.0, 4.0, N)
+    i_pre = rng.uniform(-2.0, 2.0, N)
+    _, state = mm.store_and_retrieve(keys, values, igate_preact=i_pre, fgate_preact=f_pre,
+                                     return_state=True)
+    # Writes alone, straight through the cell:
+    _, (c, n, m) = mlstm.recurrent(np.zeros((1, 1, N, d)), keys[None, None], values[None, None],
+                                   i_pre[None, None], f_pre[None, None], return_state=True)
+    np.testing.assert_allclose(mm.memory_matrix(state), mm.memory_matrix((c[0, 0], n[0, 0], m[0, 0])),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_batched_equals_single():
+    rng = np.random.default_rng(3)
+    keys = mm.random_unit_vectors((3, 12, 16), rng)
+    values = mm.random_unit_vectors((3, 12, 16), rng)
+    batched = mm.store_and_retrieve(keys, values)
+    for b in range(3):
+        np.testing.assert_allclose(batched[b], mm.store_and_retrieve(keys[b], values[b]), rtol=1e-12)
+
+
+def test_error_grows_with_N_for_fixed_d():
+    errors = mm.retrieval_error_curve([32], [4, 32, 256], seed=0, n_trials=4)[0]
+    assert np.all(np.diff(errors) > 0), errors
+
+
+def test_error_at_fixed_N_shrinks_with_d():
+    errors = mm.retrieval_error_curve([16, 32, 64, 128], [32], seed=0, n_trials=4)[:, 0]
+    assert np.all(np.diff(errors) < 0), errors
+
+
+def test_error_follows_crosstalk_estimate():
+    Ns, d = [16, 64, 256], 32
+    errors = mm.retrieval_error_curve([d], Ns, seed=1, n_trials=8)[0]
+    np.testing.assert_allclose(errors, mm.crosstalk_theory(Ns, d), rtol=0.25)
+
+
+def test_capacity_interpolates_crossing():
+    Ns = [2, 4, 8, 16]
+    errors = np.array([[0.01, 0.02, 0.04, 0.08], [0.2, 0.3, 0.4, 0.5], [0.001, 0.002, 0.003, 0.004]])
+    cap = mm.capacity(errors, Ns, threshold=0.03)
+    assert cap[0] == pytest.approx(4 * 2**np.log2(1.5))  # geometric interpolation between 4 and 8
+    assert cap[1] == 2
+    assert np.isnan(cap[2])
+
+
+def test_store_and_retrieve_rejects_mismatched_pairs():
+    with pytest.raises(ValueError, match="agree"):
+        mm.store_and_retrieve(np.zeros((5, 4)), np.zeros((6, 4)))
+    with pytest.raises(ValueError, match="orthonormal"):
+        mm.orthonormal_vectors(5, 4, np.random.default_rng(0))
+
+
+def test_forgetting_matches_decay_for_one_hot_keys():
+    from xlstm_edu.widgets.memory import explorer_data
+
+    data = explorer_data(d=16, n_pairs=10, fgate_preact=2.0, keys="one-hot")
+    f = 1.0 / (1.0 + np.exp(-2.0))
+    np.testing.assert_allclose(data["relative_error"], 1.0 - f ** data["age"], atol=1e-5)
+    assert data["C"].shape == (16, 16)
+    assert np.all(data["C"][10:] == 0)  # rows of unused one-hot keys stay empty
+
+
+def test_strong_newest_write_dominates_random_keys():
+    from xlstm_edu.widgets.memory import explorer_data
+
+    weak = explorer_data(d=16, n_pairs=12, fgate_preact=8.0, newest_igate_preact=0.0, keys="random")
+    strong = explorer_data(d=16, n_pairs=12, fgate_preact=8.0, newest_igate_preact=5.0, keys="random")
+    assert strong["cosine_distance"][:-1].mean() > 2 * weak["cosine_distance"][:-1].mean()
+    assert strong["relative_error"][-1] < 0.05  # the normalizer undoes the newest pair's strength
+
+
+def test_explorer_constructs_and_updates():
+    pytest.importorskip("ipywidgets")
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    from xlstm_edu.widgets.memory import memory_explorer
+
+    box = memory_explorer(d=8, seed=0)
+    sliders = box.children[:3]
+    assert [s.description for s in sliders] == [
+        "stored pairs N", "forget pre-activation", "input pre-act. of newest pair"]
+    sliders[0].value = 12  # triggers a redraw: must not raise
+    box.children[3].value = "random"
+    assert plt.get_fignums() == []  # figures are closed after drawing

@@ -1,0 +1,212 @@
+"""The mLSTM matrix memory as an associative memory (chapter "mLSTM: matrix memory").
+
+Store ``N`` key-value pairs in the memory ``C`` of the package's mLSTM cell
+(:func:`xlstm_edu.mlstm.recurrent`), then read each value back by querying with its key, and measure
+how much of the stored value comes back. With input gate 1 and forget gate ~1 the state is
+Kohonen's correlation matrix memory ``C = sum_j k_j v_j^T``; reading with a key ``k_j`` returns
+``v_j + sum_{l != j} (k_j . k_l) v_l``: exact for orthogonal keys, with crosstalk of size about
+``sqrt(N / d)`` for random unit keys in ``d`` dimensions.
+
+Writes and reads are both ordinary mLSTM steps in one sequence of length ``2 N``:
+
+* write step ``j``: ``k = k_j``, ``v = v_j``, gate pre-activations ``igate_preact[j]`` and
+  ``fgate_preact[j]``; its query (zero) and output are ignored;
+* read step ``j``: ``q = sqrt(DHQK) k_j`` (undoes the ``1/sqrt(DHQK)`` the cell applies to q),
+  ``k = v = 0`` (nothing is written) and forget pre-activation :data:`READ_FGATE_PREACT`
+  (``sigmoid(40) = 1`` in floating point: nothing is forgotten). Its output ``h`` is the retrieved value.
+
+So the memory under test is the package cell itself, not a re-implementation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import mlstm
+
+#: Forget-gate pre-activation of the read steps: ``log sigmoid(40) ~ -4e-18``, so ``f' = exp(.)`` is
+#: exactly 1.0 in float32 and float64 and the reads leave the memory unchanged.
+READ_FGATE_PREACT = 40.0
+
+#: Forget-gate pre-activation of the write steps in the capacity experiment:
+#: ``sigmoid(20) = 1 - 2e-9``, i.e. practically no forgetting over a few thousand steps.
+STORE_FGATE_PREACT = 20.0
+
+
+def random_unit_vectors(shape, rng):
+    """Random directions: Gaussian vectors normalized to unit length along the last axis."""
+    x = rng.standard_normal(shape)
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def orthonormal_vectors(n, d, rng):
+    """``n <= d`` random orthonormal vectors in ``R^d`` as rows ``(n, d)`` (QR of a Gaussian matrix)."""
+    if n > d:
+        raise ValueError(f"at most d = {d} orthonormal vectors exist in R^{d}, asked for n = {n}")
+    q, _ = np.linalg.qr(rng.standard_normal((d, n)))  # (d, n), orthonormal columns
+    return np.ascontiguousarray(q.T)
+
+
+def _per_pair(x, batch, N, dtype):
+    """A gate pre-activation given as a scalar, ``(N,)`` or ``(batch, N)`` -> array ``(batch, N)``."""
+    return np.broadcast_to(np.asarray(x, dtype=dtype), (batch, N)).copy()
+
+
+def store_and_retrieve(keys, values, *, igate_preact=0.0, fgate_preact=STORE_FGATE_PREACT, eps=1e-6,
+                       return_state=False):
+    """Write the pairs ``(keys[j], values[j])`` into an mLSTM memory, then query it with every key.
+
+    Args:
+        keys: ``(N, DHQK)`` or ``(B, N, DHQK)`` (``B`` independent memories, e.g. trials).
+        values: ``(N, DHV)`` or ``(B, N, DHV)``.
+        igate_preact: input-gate pre-activation of each write, scalar or ``(N,)`` or ``(B, N)``;
+            0 means input gate ``exp(0) = 1``.
+        fgate_preact: forget-gate pre-activation of each write (scalar, ``(N,)`` or ``(B, N)``);
+            the default 20 gives ``sigmoid(20) = 1 - 2e-9``, practically no forgetting.
+        eps: the cell's ``eps`` (added to the normalizer).
+        return_state: also return the memory state ``(c_state (B, DHQK, DHV), n_state (B, DHQK),
+            m_state (B,))`` after the reads (equal to the state after the writes).
+
+    Returns:
+        ``retrieved`` shaped like ``values``: ``retrieved[..., j, :]`` is the cell's output ``h`` when
+        queried with ``keys[..., j, :]`` after all ``N`` writes. With ``return_state``:
+        ``(retrieved, state)``.
+    """
+    keys = np.asarray(keys)
+    values = np.asarray(values)
+    single = keys.ndim == 2
+    if single:
+        keys, values = keys[None], values[None]
+    if keys.ndim != 3 or values.ndim != 3 or keys.shape[:2] != values.shape[:2]:
+        raise ValueError("keys (B, N, DHQK) and values (B, N, DHV) must agree in B and N, "
+                         f"got {keys.shape} and {values.shape}")
+    dtype = np.result_type(keys.dtype, values.dtype, np.float32)
+    B, N, DHQK = keys.shape
+    DHV = values.shape[-1]
+    # One sequence of 2N steps per memory: N writes, then N reads. NH = 1 head.
+    q = np.zeros((B, 1, 2 * N, DHQK), dtype)
+    k = np.zeros((B, 1, 2 * N, DHQK), dtype)
+    v = np.zeros((B, 1, 2 * N, DHV), dtype)
+    i_pre = np.zeros((B, 1, 2 * N), dtype)
+    f_pre = np.full((B, 1, 2 * N), READ_FGATE_PREACT, dtype)
+    k[:, 0, :N] = keys  # writes: k_j, v_j
+    v[:, 0, :N] = values
+    i_pre[:, 0, :N] = _per_pair(igate_preact, B, N, dtype)
+    f_pre[:, 0, :N] = _per_pair(fgate_preact, B, N, dtype)
+    q[:, 0, N:] = keys * math.sqrt(DHQK)  # reads: q = sqrt(DHQK) k_j, k = v = 0
+    h, (c, n, m) = mlstm.recurrent(q, k, v, i_pre, f_pre, return_state=True, eps=eps)
+    retrieved = h[:, 0, N:]  # (B, N, DHV)
+    state = (c[:, 0], n[:, 0], m[:, 0])
+    if single:
+        retrieved = retrieved[0]
+        state = tuple(s[0] for s in state)
+    return (retrieved, state) if return_state else retrieved
+
+
+def memory_matrix(state):
+    """The memory ``C = exp(m) C~`` in true (unstabilized) units from a state ``(c, n, m)``."""
+    c, _, m = state
+    return c * np.exp(np.asarray(m))[..., None, None]
+
+
+def relative_error(retrieved, values):
+    """``||h_j - v_j|| / ||v_j||`` for every pair (last axis is the value dimension)."""
+    return np.linalg.norm(retrieved - values, axis=-1) / np.linalg.norm(values, axis=-1)
+
+
+def cosine_distance(retrieved, values):
+    """``1 - cos(h_j, v_j)`` for every pair: 0 for the right direction, whatever the length."""
+    num = np.sum(retrieved * values, axis=-1)
+    den = np.linalg.norm(retrieved, axis=-1) * np.linalg.norm(values, axis=-1)
+    return 1.0 - num / den
+
+
+def crosstalk_theory(N, d):
+    """Expected cosine distance for ``N`` random unit keys in ``d`` dims (values random, unit).
+
+    Reading with ``k_j`` gives ``v_j + e`` with ``E ||e||^2 = (N - 1) / d`` (each ``k_j . k_l`` has
+    variance ``1/d``), so ``cos ~ 1 / sqrt(1 + (N - 1) / d)``. An approximation (it averages the
+    norm before the ratio), good enough to show that the error depends on ``N / d``.
+    """
+    N = np.asarray(N, dtype=float)
+    return 1.0 - 1.0 / np.sqrt(1.0 + (N - 1.0) / d)
+
+
+def retrieval_error_curve(ds, Ns, seed=0, n_trials=8, min_samples=1024, metric="cosine"):
+    """Mean retrieval error for random unit keys and values, for each head dim ``d`` and count ``N``.
+
+    Args:
+        ds: head dimensions (``DHQK = DHV = d``).
+        Ns: numbers of stored pairs.
+        seed: seed of the numpy generator (keys and values).
+        n_trials: independent memories per ``(d, N)``, run as one batch; at least this many, and
+            more for small ``N``, so that each setting averages over ``>= min_samples`` retrievals.
+        min_samples: minimum number of retrieved pairs averaged per setting.
+        metric: ``"cosine"`` (:func:`cosine_distance`) or ``"relative"`` (:func:`relative_error`).
+
+    Returns:
+        ``errors (len(ds), len(Ns))``: the error averaged over pairs and trials.
+    """
+    metrics = {"cosine": cosine_distance, "relative": relative_error}
+    if metric not in metrics:
+        raise ValueError(f"metric must be one of {sorted(metrics)}, got {metric!r}")
+    rng = np.random.default_rng(seed)
+    errors = np.empty((len(ds), len(Ns)))
+    for a, d in enumerate(ds):
+        for b, N in enumerate(Ns):
+            trials = max(n_trials, -(-min_samples // N))  # ceil(min_samples / N)
+            keys = random_unit_vectors((trials, N, d), rng)
+            values = random_unit_vectors((trials, N, d), rng)
+            errors[a, b] = metrics[metric](store_and_retrieve(keys, values), values).mean()
+    return errors
+
+
+def capacity(errors, Ns, threshold):
+    """Per row of ``errors (len(ds), len(Ns))``: the ``N`` where the error first reaches ``threshold``.
+
+    Interpolated linearly in ``log N`` and ``log error`` between the two grid points around the
+    crossing; ``nan`` where the row never crosses. ``Ns`` must be increasing.
+    """
+    logN = np.log(np.asarray(Ns, dtype=float))
+    out = np.full(len(errors), np.nan)
+    for a, row in enumerate(np.asarray(errors, dtype=float)):
+        above = np.nonzero(row >= threshold)[0]
+        if len(above) == 0:
+            continue
+        b = above[0]
+        if b == 0:
+            out[a] = Ns[0]
+            continue
+        e0, e1 = np.log(row[b - 1]), np.log(row[b])
+        w = (np.log(threshold) - e0) / (e1 - e0)
+        out[a] = np.exp(logN[b - 1] + w * (logN[b] - logN[b - 1]))
+    return out
+
+
+def plot_retrieval_error(ds, Ns, errors, ax=None):
+    """Two panels: error vs ``N`` per ``d`` (dashed: :func:`crosstalk_theory`), and all ``d`` against
+    the load ``(N - 1) / d``, where the curves fall onto one."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    else:
+        fig = ax[0].figure
+    Ns = np.asarray(Ns, dtype=float)
+    for a, d in enumerate(ds):
+        (line,) = ax[0].loglog(Ns, errors[a], "o", ms=4, label=f"d = {d}")
+        ax[0].loglog(Ns, crosstalk_theory(Ns, d), "--", lw=1, color=line.get_color())
+        ax[1].loglog((Ns - 1) / d, errors[a], "o", ms=4, color=line.get_color(), label=f"d = {d}")
+    x = np.logspace(np.log10((Ns.min() - 1) / max(ds)), np.log10((Ns.max() - 1) / min(ds)), 200)
+    ax[1].loglog(x, 1.0 - 1.0 / np.sqrt(1.0 + x), "k--", lw=1, label=r"$1 - 1/\sqrt{1 + x}$")
+    ax[0].set(xlabel="stored pairs N", ylabel="mean cosine distance  1 - cos(h, v)",
+              title="Retrieval error: measured (dots), crosstalk estimate (dashed)")
+    ax[1].set(xlabel="load x = (N - 1) / d", ylabel="mean cosine distance",
+              title="All head sizes on one curve: the error depends on N / d")
+    for a_ in ax:
+        a_.grid(True, which="both", alpha=0.3)
+        a_.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
