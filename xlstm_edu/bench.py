@@ -68,30 +68,39 @@ def matmul_gflops(n: int = 2048, repeats: int = 7) -> float:
     return 2 * n**3 / median_time(lambda: a @ b, repeats=repeats) / 1e9
 
 
-def _official_kernels():
-    """The official mlstm_kernels CPU implementations, or ``{}`` where the package is missing."""
+def _official_kernels(device="cpu"):
+    """The official mlstm_kernels native implementations (and on CUDA the Triton chunkwise kernel,
+    where it imports), or ``{}`` where the package is missing."""
     try:
         from mlstm_kernels.torch import get_mlstm_kernel, get_mlstm_sequence_kernel
     except ImportError:
         return {}
     seq = get_mlstm_sequence_kernel("native_sequence__native")
-    return {
+    kernels = {
         "official recurrent (native_sequence)": lambda *a: seq(*a, dtype_state=a[0].dtype),
         "official parallel (native_stablef_autograd)":
             get_mlstm_kernel("parallel--native_stablef_autograd"),
         "official chunkwise (native_autograd)":
             lambda *a: get_mlstm_kernel("chunkwise--native_autograd")(*a, chunk_size=64),
     }
+    if device != "cpu":
+        try:
+            triton_kernel = get_mlstm_kernel("chunkwise--triton_xl_chunk")
+            kernels["official chunkwise (triton_xl_chunk)"] = (
+                lambda *a: triton_kernel(*a, chunk_size=64))
+        except Exception as err:  # no triton on this machine
+            print(f"official triton kernel unavailable: {err}", file=sys.stderr)
+    return kernels
 
 
-def _mlstm_impls(chunk_size=64):
+def _mlstm_impls(chunk_size=64, device="cpu"):
     impls = {
         "recurrent numba": ("numpy", lambda *a: mlstm.recurrent(*a)),
         "recurrent torch": ("torch", lambda *a: mlstm.recurrent(*a)),
         "parallel torch": ("torch", lambda *a: mlstm.parallel(*a)),
         "chunkwise torch": ("torch", lambda *a: mlstm.chunkwise(*a, chunk_size=chunk_size)),
     }
-    for name, fn in _official_kernels().items():
+    for name, fn in _official_kernels(device).items():
         impls[name] = ("torch", fn)
     return impls
 
@@ -113,7 +122,7 @@ def bench_mlstm(sizes=(256, 1024, 4096, 16384), repeats=7, backward=True, device
                 max_seconds=20.0, chunk_size=64):
     """Forward (and forward+backward) medians in ms for every form at each S. Returns rows."""
     rows = []
-    impls = _mlstm_impls(chunk_size)
+    impls = _mlstm_impls(chunk_size, device)
     for S in sizes:
         inputs = mlstm_inputs(S=S, device=device)
         for name, (kind, fn) in impls.items():
@@ -128,8 +137,12 @@ def bench_mlstm(sizes=(256, 1024, 4096, 16384), repeats=7, backward=True, device
                     fn(*args)
                 sync()
 
+            if device != "cpu":
+                torch.cuda.reset_peak_memory_stats()
             row = {"S": S, "impl": name, "fwd_ms": 1e3 * median_time(
                 fwd, repeats=repeats, max_seconds=max_seconds)}
+            if device != "cpu":
+                row["fwd_peak_MiB"] = torch.cuda.max_memory_allocated() / 2**20
             s_max_b = _limit(name, _MAX_S_BACKWARD)
             if backward and kind == "torch" and (s_max_b is None or S <= s_max_b):
                 grad_inputs = tuple(x.detach().requires_grad_(True) for x in inputs)
@@ -281,7 +294,10 @@ def main(argv=None):
         ceiling = matmul_gflops() if args.device == "cpu" else float("nan")
         rows = bench_mlstm(sizes, repeats=args.repeats, backward=not args.no_backward,
                            device=args.device, chunk_size=args.chunk_size)
-        print(markdown_table(rows, ["S", "impl", "fwd_ms", "fwd_bwd_ms"]))
+        columns = ["S", "impl", "fwd_ms", "fwd_bwd_ms"]
+        if args.device != "cpu":
+            columns.append("fwd_peak_MiB")
+        print(markdown_table(rows, columns))
         print(_summarize_mlstm(rows, ceiling))
 
 
