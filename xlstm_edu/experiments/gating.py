@@ -1,0 +1,432 @@
+"""Experiments for the chapter "Exponential gating and the stabilizer".
+
+* The *revise* task (:func:`revise_task`): a stream of values ``z_t`` with importance scores ``a_t``;
+  the target at step ``t`` is the value whose importance is the highest seen so far. The
+  exponential-gated, normalized cell (:func:`exp_gated_cell`, the package's sLSTM with ``R=None``)
+  is compared with two sigmoid-gated baselines (:func:`sigmoid_gated_cell`).
+* The overflow of the textbook form (:func:`overflow_report`, :func:`first_nonfinite_step`).
+* The sLSTM as a weighted average (:func:`average_weights`) and per-step traces of the stabilized
+  states (:func:`slstm_trace`, :func:`gate_traces`, used by the chapter's widget).
+
+Every sLSTM computation goes through :mod:`xlstm_edu.slstm` and :mod:`xlstm_edu.gating`; only the
+sigmoid baseline (a comparison, not a package cell) is written out here. matplotlib is imported
+inside the plotting functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .. import slstm
+from ..gating import log_sigmoid
+
+#: A pre-activation that makes a sigmoid gate "open": ``sigmoid(30) = 1 - 9.4e-14``. Used for the forget
+#: gate (keep everything) and the output gate (``h = c / n``) in the revise task.
+GATE_OPEN = 30.0
+
+
+def _as_cell_input(x):
+    """``(S,)`` or ``(N, S)`` -> ``(N, 1, S, 1)`` (B = N sequences, one head of size one)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[None]
+    if x.ndim != 2:
+        raise ValueError(f"expected shape (S,) or (N, S), got {x.shape}")
+    return x[:, None, :, None]
+
+
+# --- the revise task -------------------------------------------------------------------------------
+
+
+@dataclass
+class ReviseTask:
+    """``values``, ``importance``, ``target``, ``record``: each ``(N, S)``.
+
+    ``record[n, t]`` is the step (``<= t``) of the most important item so far, and
+    ``target[n, t] = values[n, record[n, t]]``.
+    """
+
+    values: np.ndarray
+    importance: np.ndarray
+    target: np.ndarray
+    record: np.ndarray
+
+
+def running_argmax(importance):
+    """Index of the running maximum along the last axis (the first one on ties). ``(N, S)`` ints."""
+    importance = np.asarray(importance)
+    S = importance.shape[-1]
+    best_before = np.concatenate([np.full(importance.shape[:-1] + (1,), -np.inf),
+                                  np.maximum.accumulate(importance, -1)[..., :-1]], axis=-1)
+    is_new_max = importance > best_before
+    return np.maximum.accumulate(np.where(is_new_max, np.arange(S), 0), axis=-1)
+
+
+def revise_task(n_seq=256, S=64, seed=0, value_max=0.9):
+    """Random instances of the revise task.
+
+    Values ``z_t ~ U(-value_max, value_max)`` (inside ``(-1, 1)``, the range of ``tanh``), importance
+    ``a_t ~ N(0, 1)`` (an open scale: no threshold separates "important" from "unimportant").
+    """
+    rng = np.random.default_rng(seed)
+    values = rng.uniform(-value_max, value_max, size=(n_seq, S))
+    importance = rng.normal(size=(n_seq, S))
+    record = running_argmax(importance)
+    return ReviseTask(values, importance, np.take_along_axis(values, record, axis=1), record)
+
+
+def exp_gated_cell(igate_preact, values):
+    """The package sLSTM (``R=None``) with input gate ``exp(igate_preact)``, forget and output gates
+    open (pre-activation :data:`GATE_OPEN`), cell input ``z_t = values`` (``zgate_preact =
+    artanh(values)``). Then ``h_t = c_t / n_t`` up to ~1e-13. Inputs ``(S,)`` or ``(N, S)``; returns
+    ``h`` with the same shape as ``values``.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    i_pre = _as_cell_input(np.broadcast_to(igate_preact, values.shape))  # (N, 1, S, 1)
+    z_pre = _as_cell_input(np.arctanh(values))
+    open_gate = np.full_like(i_pre, GATE_OPEN)
+    h = slstm.recurrent(i_pre, open_gate, z_pre, open_gate)  # (N, 1, S, 1)
+    return h[:, 0, :, 0].reshape(values.shape)
+
+
+def sigmoid_gated_cell(igate_preact, fgate_preact, values, *, normalize=True):
+    """The comparison baseline: a cell with a *sigmoid* input gate ``i = sigmoid(igate_preact) <= 1``.
+
+    ``c_t = f_t c_{t-1} + i_t z_t`` with ``f_t = sigmoid(fgate_preact)``, ``z_t = values``, and the
+    output ``h_t = c_t / n_t`` (``n_t = f_t n_{t-1} + i_t``; 0 where ``n_t = 0``) if ``normalize``,
+    else ``h_t = c_t`` (the LSTM memory read without tanh and output gate). ``fgate_preact =
+    -igate_preact`` gives the coupled gate ``f = 1 - i`` (an "overwrite" cell, as in the GRU).
+    Arguments broadcast to ``values`` ``(N, S)`` or ``(S,)``; returns ``h`` of that shape.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    i_act = np.exp(log_sigmoid(np.broadcast_to(igate_preact, values.shape).astype(np.float64)))
+    f_act = np.exp(log_sigmoid(np.broadcast_to(fgate_preact, values.shape).astype(np.float64)))
+    c = np.zeros(values.shape[:-1])
+    n = np.zeros(values.shape[:-1])
+    h = np.empty_like(values)
+    for t in range(values.shape[-1]):
+        c = f_act[..., t] * c + i_act[..., t] * values[..., t]
+        n = f_act[..., t] * n + i_act[..., t]
+        if normalize:
+            h[..., t] = np.divide(c, n, out=np.zeros_like(c), where=n > 0)
+        else:
+            h[..., t] = c
+    return h
+
+
+def revise_error(h, target):
+    """Mean absolute error ``mean |h - target|``; non-finite outputs count as an error of 2."""
+    err = np.abs(np.asarray(h) - np.asarray(target))
+    return float(np.where(np.isfinite(err), err, 2.0).mean())
+
+
+#: Names of the three cells compared on the revise task, in plotting order.
+REVISE_CELLS = ("exponential (sLSTM)", "sigmoid + normalizer", "sigmoid, overwrite f = 1 - i")
+
+
+def revise_outputs(task, beta, threshold=0.0):
+    """Outputs ``(N, S)`` of the three cells of :data:`REVISE_CELLS` on ``task``, input-gate
+    pre-activation ``beta * importance`` (the overwrite cell: ``beta * (importance - threshold)``)."""
+    i_pre = beta * task.importance
+    i_over = beta * (task.importance - threshold)
+    return {
+        REVISE_CELLS[0]: exp_gated_cell(i_pre, task.values),
+        REVISE_CELLS[1]: sigmoid_gated_cell(i_pre, GATE_OPEN, task.values),
+        REVISE_CELLS[2]: sigmoid_gated_cell(i_over, -i_over, task.values, normalize=False),
+    }
+
+
+def revise_comparison(betas=(0.3, 1, 3, 10, 30, 100, 300, 1000), thresholds=None, n_seq=256, S=64,
+                      seed=0):
+    """Test error of each cell of :data:`REVISE_CELLS` for each gate sharpness ``beta``.
+
+    The overwrite cell gets its threshold tuned: the best of ``thresholds`` (default
+    ``linspace(-1, 3, 17)``) on a training task drawn with ``seed``. All errors are measured on a test
+    task drawn with ``seed + 1``. Returns a dict with
+    ``betas``, ``errors`` ({cell: array over betas}), ``thresholds`` (the tuned ones).
+    """
+    thresholds = np.linspace(-1, 3, 17) if thresholds is None else np.asarray(thresholds)
+    train = revise_task(n_seq, S, seed)
+    test = revise_task(n_seq, S, seed + 1)
+    errors = {name: [] for name in REVISE_CELLS}
+    tuned = []
+    for beta in betas:
+        train_err = []
+        for th in thresholds:
+            i_over = beta * (train.importance - th)
+            h = sigmoid_gated_cell(i_over, -i_over, train.values, normalize=False)
+            train_err.append(revise_error(h, train.target))
+        th = float(thresholds[int(np.argmin(train_err))])
+        tuned.append(th)
+        for name, h in revise_outputs(test, beta, th).items():
+            errors[name].append(revise_error(h, test.target))
+    return dict(betas=np.asarray(betas, dtype=float), thresholds=np.asarray(tuned),
+                errors={k: np.asarray(v) for k, v in errors.items()})
+
+
+def plot_revise(task, outputs, comparison, index=0, beta=None):
+    """Three panels: one sequence's importance and record, its target and the cells' outputs, and the
+    test error against ``beta`` (from :func:`revise_comparison`). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    colors = dict(zip(REVISE_CELLS, ("tab:blue", "tab:orange", "tab:green")))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    S = task.values.shape[1]
+    t = np.arange(S)
+    a = task.importance[index]
+    ax = axes[0]
+    ax.plot(t, a, "o", ms=3, color="gray", label=r"importance $a_t$")
+    ax.step(t, np.maximum.accumulate(a), where="post", color="k", lw=1.2, label="most important so far")
+    new = np.flatnonzero(np.r_[True, np.diff(task.record[index]) != 0])
+    ax.plot(t[new], a[new], "r*", ms=9, label="new record (revise!)")
+    ax.set(xlabel="step t", ylabel="importance", title="importance of each item")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    ax.plot(t, task.values[index], "o", ms=3, color="gray", label=r"value $z_t$")
+    ax.step(t, task.target[index], where="post", color="k", lw=5, alpha=0.3, label="target")
+    for name, h in outputs.items():
+        ax.plot(t, h[index], lw=1.3, color=colors[name], label=name)
+    ax.set(xlabel="step t", ylabel="value", ylim=(-1.05, 1.05),
+           title="hold the most important value" + (rf" ($\beta$ = {beta:g})" if beta else ""))
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=3)
+    ax = axes[2]
+    for name, err in comparison["errors"].items():
+        ax.loglog(comparison["betas"], err, "o-", color=colors[name], label=name)
+    ax.set(xlabel=r"gate sharpness $\beta$ (input-gate pre-activation $\beta a_t$)",
+           ylabel="mean |h - target| (test)", title="error on the revise task")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# --- the normalizer: h is a weighted average -----------------------------------------------------
+
+
+def average_weights(igate_preact, fgate_preact):
+    """The weights ``w[t, s]`` (``s <= t``) with ``c_t / n_t = sum_s w[t, s] z_s`` for the sLSTM with
+    ``R=None`` and sigmoid forget gates, for one sequence ``(S,)``. Returns ``(S, S)``.
+
+    Unrolled, ``c_t = sum_s (prod_{r=s+1..t} f_r) i_s z_s`` and ``n_t`` is the same sum without
+    ``z_s``, so ``w[t, :]`` is a softmax over ``s <= t`` of
+    ``log D[t, s] = igate_preact_s + sum_{r=s+1..t} log f_r`` (computed in log space).
+    """
+    i_pre = np.asarray(igate_preact, dtype=np.float64)
+    log_f = log_sigmoid(np.asarray(fgate_preact, dtype=np.float64))
+    S = i_pre.shape[0]
+    cum = np.concatenate([[0.0], np.cumsum(log_f)])  # cum[t+1] = sum_{r<=t} log f_r
+    log_d = cum[1:, None] - cum[None, 1:] + i_pre[None, :]  # (t, s): sum_{r=s+1..t} log f_r + i_s
+    log_d = np.where(np.tri(S, dtype=bool), log_d, -np.inf)
+    log_d -= log_d.max(axis=1, keepdims=True)
+    w = np.exp(log_d)
+    return w / w.sum(axis=1, keepdims=True)
+
+
+# --- overflow of the textbook form ---------------------------------------------------------------
+
+
+def first_nonfinite_step(h, axis=-1):
+    """First index along ``axis`` (the time axis) where any entry of ``h`` is inf or nan, else None.
+    For sLSTM outputs ``(B, NH, S, DH)`` pass ``axis=2``."""
+    h = np.moveaxis(np.asarray(h), axis, 0)
+    bad = ~np.isfinite(h.reshape(h.shape[0], -1)).all(axis=1)
+    return int(np.argmax(bad)) if bad.any() else None
+
+
+def first_wrong_step(h, h_ref, atol, axis=-1):
+    """First index along ``axis`` where ``h`` is non-finite or differs from ``h_ref`` by more than
+    ``atol``, else None."""
+    h = np.moveaxis(np.asarray(h, dtype=np.float64), axis, 0)
+    h_ref = np.moveaxis(np.asarray(h_ref, dtype=np.float64), axis, 0)
+    err = np.abs(h - h_ref).reshape(h.shape[0], -1)
+    bad = ~(err <= atol).all(axis=1)  # nan compares False, so nan counts as wrong
+    return int(np.argmax(bad)) if bad.any() else None
+
+
+def stabilized_in_dtype(igate_preact, fgate_preact, zgate_preact, ogate_preact, dtype):
+    """:func:`xlstm_edu.slstm.recurrent` in ``dtype`` (a numpy dtype). float32/float64 run the numba
+    path; float16 (which numba does not take) runs the torch path on float16 tensors. Returns numpy."""
+    gates = [np.asarray(g).astype(dtype)
+             for g in (igate_preact, fgate_preact, zgate_preact, ogate_preact)]
+    if np.dtype(dtype) == np.float16:
+        return slstm.recurrent(*(torch.from_numpy(g) for g in gates)).numpy()
+    return slstm.recurrent(*gates)
+
+
+#: Tolerance used to call an output "wrong" against the float64 run, per dtype (a few units of the
+#: dtype's resolution on outputs of size ~1).
+OUTPUT_ATOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5, np.dtype(np.float16): 2e-2}
+
+
+def overflow_report(igate_preact, fgate_preact, zgate_preact, ogate_preact,
+                    dtypes=(np.float32, np.float16)):
+    """Run the textbook form (:func:`xlstm_edu.slstm.recurrent_unstabilized_numpy`) and the stabilized
+    cell in each dtype on the same ``(B, NH, S, DH)`` pre-activations (given in float64).
+
+    Returns one dict per dtype: ``dtype``, ``log_max`` (``log`` of the largest finite number, where
+    ``exp`` overflows), ``exp_overflow_step`` (first step with some ``igate_preact > log_max``: the input
+    gate itself is inf there; the sums ``c``, ``n`` can overflow earlier),
+    ``textbook_first_nonfinite``, ``textbook_first_wrong`` (vs float64, tolerance
+    :data:`OUTPUT_ATOL`), ``units`` (``B * NH * DH``) and ``silent_units`` (units whose first wrong
+    output is a finite number, not inf/nan), ``stabilized_finite`` and ``stabilized_max_abs_diff``
+    (vs float64).
+    """
+    gates = (igate_preact, fgate_preact, zgate_preact, ogate_preact)
+    h64 = slstm.recurrent(*(np.asarray(g, dtype=np.float64) for g in gates))
+    rows = []
+    for dtype in dtypes:
+        dt = np.dtype(dtype)
+        log_max = float(np.log(float(np.finfo(dt).max)))
+        textbook = slstm.recurrent_unstabilized_numpy(*(np.asarray(g).astype(dt) for g in gates))
+        stab = stabilized_in_dtype(*gates, dt)
+        # The inputs themselves are rounded to dt: the predicted step uses the rounded igate_preact.
+        over = (np.asarray(igate_preact).astype(dt).astype(np.float64) > log_max)
+        per_unit_text = np.moveaxis(textbook, 2, -1).reshape(-1, textbook.shape[2])  # (units, S)
+        per_unit_ref = np.moveaxis(h64, 2, -1).reshape(-1, h64.shape[2])
+        silent = 0
+        for h_unit, ref_unit in zip(per_unit_text, per_unit_ref):
+            step = first_wrong_step(h_unit, ref_unit, OUTPUT_ATOL[dt])
+            silent += step is not None and bool(np.isfinite(h_unit[step]))
+        rows.append(dict(
+            dtype=dt.name,
+            log_max=log_max,
+            exp_overflow_step=first_nonfinite_step(np.where(over, np.inf, 0.0), axis=2),
+            textbook_first_nonfinite=first_nonfinite_step(textbook, axis=2),
+            textbook_first_wrong=first_wrong_step(textbook, h64, OUTPUT_ATOL[dt], axis=2),
+            units=per_unit_text.shape[0],
+            silent_units=int(silent),
+            stabilized_finite=bool(np.isfinite(stab).all()),
+            stabilized_max_abs_diff=float(np.abs(stab.astype(np.float64) - h64).max()),
+        ))
+    return rows
+
+
+def plot_overflow(igate_preact, fgate_preact, zgate_preact, ogate_preact,
+                  dtypes=(np.float32, np.float16), unit=(0, 0, 0)):
+    """One unit ``(b, head, d)`` of ``h``: the textbook form in each dtype against the stabilized cell
+    (float64), with a dashed line where ``igate_preact`` first exceeds ``log(max)`` of the dtype.
+    Inputs ``(B, NH, S, DH)``. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    b, head, d = unit
+    gates = [np.asarray(g) for g in (igate_preact, fgate_preact, zgate_preact, ogate_preact)]
+    h64 = slstm.recurrent(*(g.astype(np.float64) for g in gates))[b, head, :, d]
+    t = np.arange(h64.shape[0])
+    fig, axes = plt.subplots(1, 2, figsize=(13, 3.6), gridspec_kw=dict(width_ratios=[1, 2]))
+    axes[0].plot(t, gates[0][b, head, :, d], color="k")
+    axes[0].set(xlabel="step t", ylabel=r"$\tilde\imath_t$", title="input-gate pre-activation")
+    axes[1].plot(t, h64, color="k", lw=2.5, alpha=0.4, label="stabilized (float64)")
+    for dtype, color, marker in zip(dtypes, ("tab:blue", "tab:red", "tab:green"), "o^s"):
+        dt = np.dtype(dtype)
+        h = slstm.recurrent_unstabilized_numpy(*(g.astype(dt) for g in gates))[b, head, :, d]
+        ok = np.isfinite(h)
+        axes[1].plot(t[ok], h[ok], marker, ms=3, color=color, label=f"textbook, {dt.name}")
+        log_max = float(np.log(float(np.finfo(dt).max)))
+        over = np.flatnonzero(gates[0][b, head, :, d] > log_max)
+        for ax in axes:
+            if over.size:
+                ax.axvline(over[0], color=color, ls="--", lw=1)
+        axes[0].axhline(log_max, color=color, ls=":", lw=1, label=f"log(max {dt.name})")
+    axes[0].legend(fontsize=8)
+    axes[1].set(xlabel="step t", ylabel=r"$h_t$",
+                title="output: the textbook form stops (inf/nan) where exp overflows (dashed)")
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+# --- traces of the stabilized states -------------------------------------------------------------
+
+
+def slstm_trace(igate_preact, fgate_preact, zgate_preact, ogate_preact, R=None, initial_state=None):
+    """Run :func:`xlstm_edu.slstm.step_numpy` step by step and keep every state.
+
+    Pre-activations ``(B, NH, S, DH)``, or ``(S,)`` for one scalar cell. Returns a dict with ``h``,
+    ``c``, ``n``, ``m`` (the package's *stabilized* states: ``c = c_true exp(-m)``, ``n = n_true
+    exp(-m)``), each shaped like the input, and ``log_n_true = log(n) + m``.
+    """
+    gates = [np.asarray(g, dtype=np.float64) for g in (igate_preact, fgate_preact, zgate_preact,
+                                                      ogate_preact)]
+    one_seq = gates[0].ndim == 1
+    if one_seq:
+        gates = [g[None, None, :, None] for g in gates]  # (1, 1, S, 1)
+    B, NH, S, DH = gates[0].shape
+    state = initial_state if initial_state is not None else slstm.zero_state(B, NH, DH, gates[0])
+    trace = {k: np.empty((B, NH, S, DH)) for k in "hcnm"}
+    for t in range(S):
+        _, state = slstm.step_numpy(*state, *(g[:, :, t] for g in gates), R=R)
+        for k, s in zip("hcnm", state):
+            trace[k][:, :, t] = s
+    with np.errstate(divide="ignore"):
+        trace["log_n_true"] = np.log(trace["n"]) + trace["m"]
+    if one_seq:
+        trace = {k: v[0, 0, :, 0] for k, v in trace.items()}
+    return trace
+
+
+def gate_traces(S=24, seed=0, igate_offset=0.0, igate_noise=1.0, spike_step=8, spike_height=0.0,
+                fgate_preact=3.0, textbook_dtype="float32"):
+    """The data behind the chapter's gate explorer, for one scalar cell over ``S`` steps.
+
+    Input-gate pre-activation ``igate_offset + igate_noise * eps_t`` plus ``spike_height`` at step
+    ``spike_step``; constant forget-gate pre-activation; ``z_t = tanh(N(0, 1))``; output gate open.
+    Returns the pre-activations, the stabilized trace (:func:`slstm_trace`) and ``h_textbook``: the
+    unstabilized form in ``textbook_dtype`` (``inf``/``nan`` where it overflows).
+    """
+    rng = np.random.default_rng(seed)
+    eps = rng.normal(size=S)
+    z_pre = rng.normal(size=S)
+    i_pre = igate_offset + igate_noise * eps
+    if 0 <= spike_step < S:
+        i_pre[spike_step] += spike_height
+    f_pre = np.full(S, float(fgate_preact))
+    o_pre = np.full(S, GATE_OPEN)
+    trace = slstm_trace(i_pre, f_pre, z_pre, o_pre)
+    dt = np.dtype(textbook_dtype)
+    textbook = slstm.recurrent_unstabilized_numpy(
+        *(g[None, None, :, None].astype(dt) for g in (i_pre, f_pre, z_pre, o_pre)))[0, 0, :, 0]
+    return dict(igate_preact=i_pre, fgate_preact=f_pre, z=np.tanh(z_pre), trace=trace,
+                h_textbook=textbook.astype(np.float64), textbook_dtype=dt.name)
+
+
+def plot_gate_traces(data, fig=None):
+    """Four panels from :func:`gate_traces`: the pre-activations and ``z``; ``m_t`` and
+    ``log n_t``; the stabilized states ``c``, ``n``; and ``h`` (stabilized vs textbook)."""
+    import matplotlib.pyplot as plt
+
+    if fig is None:
+        fig = plt.figure(figsize=(11, 6.2))
+    axes = fig.subplots(2, 2, sharex=True)
+    tr = data["trace"]
+    S = len(data["igate_preact"])
+    t = np.arange(S)
+    ax = axes[0, 0]
+    ax.plot(t, data["igate_preact"], "o-", ms=3, label=r"input pre-act. $\tilde\imath_t$")
+    ax.plot(t, data["fgate_preact"], "--", label=r"forget pre-act. $\tilde f_t$")
+    ax.set(ylabel="pre-activation", title="gate pre-activations")
+    ax.legend(fontsize=8)
+    ax = axes[0, 1]
+    ax.plot(t, tr["m"], "o-", ms=3, label=r"stabilizer $m_t$")
+    ax.plot(t, tr["log_n_true"], "--", label=r"$\log n_t$ (true normalizer)")
+    ax.set(ylabel="log scale", title=r"stabilizer $m_t$ and $\log n_t$ (never overflow)")
+    ax.legend(fontsize=8)
+    ax = axes[1, 0]
+    ax.plot(t, tr["c"], "o-", ms=3, label=r"$\tilde c_t = c_t e^{-m_t}$")
+    ax.plot(t, tr["n"], "s-", ms=3, label=r"$\tilde n_t = n_t e^{-m_t}$")
+    ax.set(xlabel="step t", ylabel="stabilized state", title=r"states as stored: $\tilde n_t \geq 1$")
+    ax.legend(fontsize=8)
+    ax = axes[1, 1]
+    ax.plot(t, data["z"], "o", ms=3, color="gray", label=r"cell input $z_t$")
+    ax.plot(t, tr["h"], "-", lw=2, label=r"$h_t$ stabilized")
+    textbook = data["h_textbook"]
+    ok = np.isfinite(textbook)
+    ax.plot(t[ok], textbook[ok], "x", color="tab:red",
+            label=f"$h_t$ textbook ({data['textbook_dtype']})")
+    if not ok.all():
+        ax.plot(t[~ok], np.zeros((~ok).sum()), "v", color="tab:red", ms=7, label="textbook inf/nan")
+    ax.set(xlabel="step t", ylabel="output", ylim=(-1.1, 1.1), title=r"output $h_t = c_t / n_t$")
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
