@@ -19,6 +19,7 @@ from numba import njit, prange
 from torch import nn
 
 from ._checks import backend_of, check_float, check_ndim, check_same_dtype, check_shape
+from ._numba import call_with_threads
 
 
 def _sigmoid_numpy(x):
@@ -147,7 +148,8 @@ def recurrent(x, W_ih, W_hh, b_ih=None, b_hh=None, *, initial_state=None, return
             hs, cs = np.zeros((B, H), x.dtype), np.zeros((B, H), x.dtype)
         else:
             hs, cs = (np.array(s, dtype=x.dtype, copy=True) for s in initial_state)
-        h = _recurrent_numba(x_proj, np.ascontiguousarray(W_hh), hs, cs)
+        h = call_with_threads(_recurrent_numba, B, B * S * 4 * H * H, x_proj,
+                              np.ascontiguousarray(W_hh), hs, cs)
         state = (hs, cs)
     return (h, state) if return_state else h
 

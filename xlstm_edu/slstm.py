@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from numba import njit, prange
 
 from ._checks import backend_of, check_float, check_ndim, check_same_dtype, check_shape
+from ._numba import call_with_threads
 from .gating import log_sigmoid, log_sigmoid_scalar, stabilized_gates, stabilized_gates_scalar
 
 GATES = ("i", "f", "z", "o")
@@ -92,9 +93,10 @@ def recurrent_unstabilized_numpy(igate_preact, fgate_preact, zgate_preact, ogate
 
 
 @njit(cache=True, parallel=True)
-def _recurrent_numba(pre, R, h_state, c_state, n_state, m_state, NH):
+def _recurrent_numba(pre, R, h_state, c_state, n_state, m_state, NH, has_R):
     """Compiled loop. pre ``(BH, S, 4, DH)`` (gate order i, f, z, o), R ``(NH, DH, 4, DH)``,
-    states ``(BH, DH)`` updated in place. Rows ``bh = b * NH + head`` run in parallel."""
+    states ``(BH, DH)`` updated in place. Rows ``bh = b * NH + head`` run in parallel.
+    ``has_R=False`` skips the memory mixing (no recurrent weights)."""
     BH, S, _, DH = pre.shape
     out = np.empty((BH, S, DH), dtype=pre.dtype)
     for bh in prange(BH):
@@ -106,7 +108,7 @@ def _recurrent_numba(pre, R, h_state, c_state, n_state, m_state, NH):
         raw = np.empty((4, DH), dtype=pre.dtype)
         for t in range(S):
             raw[:, :] = pre[bh, t]
-            for d_in in range(DH):  # raw += R^T h  (memory mixing inside the head)
+            for d_in in range(DH if has_R else 0):  # raw += R^T h  (memory mixing inside the head)
                 h_in = h[d_in]
                 for g in range(4):
                     for d_out in range(DH):
@@ -125,14 +127,17 @@ def _recurrent_numpy_fast(gates, R, initial_state):
     B, NH, S, DH = gates[0].shape
     dt = gates[0].dtype
     pre = np.ascontiguousarray(np.stack(gates, axis=3))  # (B, NH, S, 4, DH)
+    has_R = R is not None
     if R is None:
-        R = np.zeros((NH, DH, 4, DH), dtype=dt)
+        R = np.zeros((1, 1, 4, 1), dtype=dt)  # unused
     if initial_state is None:
         states = zero_state(B, NH, DH, gates[0])
     else:
         states = [np.array(s, dtype=dt, copy=True) for s in initial_state]  # never edit inputs
     states = [np.ascontiguousarray(s).reshape(B * NH, DH) for s in states]
-    out = _recurrent_numba(pre.reshape(B * NH, S, 4, DH), np.ascontiguousarray(R), *states, NH)
+    work = B * NH * S * DH * (4 * DH if has_R else 8)
+    out = call_with_threads(_recurrent_numba, B * NH, work, pre.reshape(B * NH, S, 4, DH),
+                            np.ascontiguousarray(R), *states, NH, has_R)
     return out.reshape(B, NH, S, DH), tuple(s.reshape(B, NH, DH) for s in states)
 
 

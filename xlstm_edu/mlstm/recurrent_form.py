@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from numba import njit, prange
 
+from .._numba import call_with_threads
 from ..gating import log_sigmoid, log_sigmoid_scalar, stabilized_gates, stabilized_gates_scalar
 from ._validate import validate_qkv_gates
 
@@ -151,7 +152,8 @@ def _recurrent_numpy_fast(q, k, v, igate_preact, fgate_preact, initial_state, ep
     c = np.ascontiguousarray(c).reshape(B * NH, DHQK, DHV)
     n = np.ascontiguousarray(n).reshape(B * NH, DHQK)
     m = np.ascontiguousarray(m).reshape(B * NH)
-    h = _recurrent_numba(
+    h = call_with_threads(
+        _recurrent_numba, B * NH, B * NH * S * DHQK * DHV,
         np.ascontiguousarray(q).reshape(B * NH, S, DHQK),
         np.ascontiguousarray(k).reshape(B * NH, S, DHQK),
         np.ascontiguousarray(v).reshape(B * NH, S, DHV),

@@ -1,0 +1,25 @@
+"""Running the compiled (numba) cell loops: how many threads a call gets.
+
+The loops are ``prange`` over independent (batch, head) rows. Waking threads costs more than a small
+call's work, and on a busy machine an OpenMP parallel region can stall for milliseconds, so small
+calls run on one thread and no call uses more threads than it has rows.
+"""
+
+from __future__ import annotations
+
+import numba
+
+#: below this many multiply-adds per call, the loops run on a single thread
+PARALLEL_MIN_WORK = 2_000_000
+
+
+def call_with_threads(kernel, rows: int, work: float, *args):
+    """Call ``kernel(*args)`` on ``min(rows, current numba threads)`` threads (one if ``work``,
+    the call's multiply-adds, is small), then restore the thread count."""
+    previous = numba.get_num_threads()
+    n_threads = 1 if work < PARALLEL_MIN_WORK else max(1, min(rows, previous))
+    numba.set_num_threads(n_threads)
+    try:
+        return kernel(*args)
+    finally:
+        numba.set_num_threads(previous)
