@@ -89,20 +89,20 @@ def chunkwise_numpy(q, k, v, igate_preact, fgate_preact, chunk_size=64, initial_
 # --- torch: all chunks at once ---------------------------------------------------------------------
 
 
-def _chunk_states_torch(dc, dn, g, alpha, c_state, n_state, m_state):
+def _chunk_states_torch(dc, g, alpha, c_state, m_state):
     """Memory at the end of every chunk, given each chunk's own contribution.
 
     The chunk recurrence ``C_{k+1} = exp(g_k + m_k - m_{k+1}) C_k + exp(alpha_k - m_{k+1}) dC_k``
     has the same shape as the mLSTM recurrence itself (forget ``g``, input ``alpha``, "value"
     ``dC``), so it is solved in parallel form, over groups of :data:`CHUNK_GROUP` chunks.
 
-    dc ``(B, NH, NC, DHQK, DHV)``, dn ``(B, NH, NC, DHQK)``, g, alpha ``(B, NH, NC)``.
-    Returns c ``(B, NH, NC, DHQK, DHV)``, n ``(B, NH, NC, DHQK)``, m ``(B, NH, NC)``.
+    dc ``(B, NH, NC, DHQK, DV)``, g, alpha ``(B, NH, NC)``, c_state ``(B, NH, DHQK, DV)``,
+    m_state ``(B, NH)``. Returns c ``(B, NH, NC, DHQK, DV)`` and m ``(B, NH, NC)``.
     """
-    B, NH, NC, DHQK, DHV = dc.shape
-    dc = dc.reshape(B, NH, NC, DHQK * DHV)  # (B, NH, NC, DHQK*DHV)
-    cs, ns, ms = [], [], []
-    c_flat = c_state.reshape(B, NH, DHQK * DHV)
+    B, NH, NC, DHQK, DV = dc.shape
+    dc = dc.reshape(B, NH, NC, DHQK * DV)  # (B, NH, NC, DHQK*DV)
+    c_flat = c_state.reshape(B, NH, DHQK * DV)
+    cs, ms = [], []
     for start in range(0, NC, CHUNK_GROUP):
         sl = slice(start, start + CHUNK_GROUP)
         log_w = log_decay_matrix(g[..., sl], alpha[..., sl])  # (B, NH, G, G)
@@ -110,51 +110,58 @@ def _chunk_states_torch(dc, dn, g, alpha, c_state, n_state, m_state):
         m_next = torch.maximum(log_init, log_w.amax(-1))  # (B, NH, G)
         w = torch.exp(log_w - m_next[..., None])  # (B, NH, G, G)
         s_init = torch.exp(log_init - m_next)[..., None]  # (B, NH, G, 1)
-        c_next = w @ dc[:, :, sl] + s_init * c_flat[:, :, None]  # (B, NH, G, DHQK*DHV)
-        n_next = w @ dn[:, :, sl] + s_init * n_state[:, :, None]  # (B, NH, G, DHQK)
+        c_next = w @ dc[:, :, sl] + s_init * c_flat[:, :, None]  # (B, NH, G, DHQK*DV)
         cs.append(c_next)
-        ns.append(n_next)
         ms.append(m_next)
-        c_flat, n_state, m_state = c_next[:, :, -1], n_next[:, :, -1], m_next[..., -1]
-    c_all = torch.cat(cs, dim=2).reshape(B, NH, NC, DHQK, DHV)
-    return c_all, torch.cat(ns, dim=2), torch.cat(ms, dim=2)
+        c_flat, m_state = c_next[:, :, -1], m_next[..., -1]
+    return torch.cat(cs, dim=2).reshape(B, NH, NC, DHQK, DV), torch.cat(ms, dim=2)
 
 
 def _chunks_torch(q, k, v, igate_preact, log_fgate, L, c_state, n_state, m_state, eps):
-    """Chunkwise form for ``S`` a multiple of ``L``. Returns ``h, (c, n, m)``."""
+    """Chunkwise form for ``S`` a multiple of ``L``. Returns ``h, (c, n, m)``.
+
+    The normalizer state rides along as an extra column of the memory: with ``v_ext = [v, 1]``,
+    ``C_ext = sum k v_ext^T = [C | n]``, so one matrix product yields numerator and denominator.
+    Inside a chunk the log decay is the difference ``b_l - b_s`` of chunk-local cumulative sums
+    (at most ``L`` terms each), and the row stabilizer comes from a running max, without an
+    ``L x L`` pass: ``max_s (b_l - b_s + i_s) = b_l + cummax_s (i_s - b_s)``.
+    """
     B, NH, S, DHQK = q.shape
     DHV = v.shape[-1]
     NC = S // L
-    qc = (q * DHQK**-0.5).reshape(B, NH, NC, L, DHQK)
+    log_scale = -0.5 * math.log(DHQK)  # the 1/sqrt(DHQK) of q.k, folded into the exponents
+    qc = q.reshape(B, NH, NC, L, DHQK)
     kc = k.reshape(B, NH, NC, L, DHQK)
-    vc = v.reshape(B, NH, NC, L, DHV)
+    v_ext = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)  # (B, NH, S, DHV + 1)
+    vc = v_ext.reshape(B, NH, NC, L, DHV + 1)
     ic = igate_preact.reshape(B, NH, NC, L)
-    lf = log_fgate.reshape(B, NH, NC, L)
+    b = log_fgate.reshape(B, NH, NC, L).cumsum(-1)  # (B, NH, NC, L) decay from chunk start to l
+    g = b[..., -1]  # (B, NH, NC) decay over the whole chunk
 
     # each chunk's own contribution to the memory at its end, stabilized by its own max alpha
-    a = _reverse_exclusive_cumsum(lf) + ic  # (B, NH, NC, L)
+    a = g[..., None] - b + ic  # (B, NH, NC, L) log weight of step j in the chunk-end memory
     alpha = a.amax(-1)  # (B, NH, NC)
     kw = kc * torch.exp(a - alpha[..., None])[..., None]  # (B, NH, NC, L, DHQK)
-    dc = kw.transpose(-1, -2) @ vc  # (B, NH, NC, DHQK, DHV)
-    dn = kw.sum(-2)  # (B, NH, NC, DHQK)
-    b = lf.cumsum(-1)  # (B, NH, NC, L)
-    c_ends, n_ends, m_ends = _chunk_states_torch(dc, dn, b[..., -1], alpha,
-                                                 c_state, n_state, m_state)
+    dc = kw.transpose(-1, -2) @ vc  # (B, NH, NC, DHQK, DHV + 1)
+    c_ext = torch.cat([c_state, n_state[..., None]], dim=-1)  # (B, NH, DHQK, DHV + 1)
+    c_ends, m_ends = _chunk_states_torch(dc, g, alpha, c_ext, m_state)
     # memory at the start of each chunk: the initial state, then the end of the previous chunk
-    c_starts = torch.cat([c_state[:, :, None], c_ends[:, :, :-1]], dim=2)  # (B,NH,NC,DHQK,DHV)
-    n_starts = torch.cat([n_state[:, :, None], n_ends[:, :, :-1]], dim=2)  # (B, NH, NC, DHQK)
+    c_starts = torch.cat([c_ext[:, :, None], c_ends[:, :, :-1]], dim=2)  # (B,NH,NC,DHQK,DHV+1)
     m_starts = torch.cat([m_state[:, :, None], m_ends[:, :, :-1]], dim=2)  # (B, NH, NC)
 
     # outputs: intra-chunk parallel form + carried memory, one stabilizer per row
-    log_d = log_decay_matrix(lf, ic)  # (B, NH, NC, L, L)
-    log_inter = b + m_starts[..., None]  # (B, NH, NC, L)
-    m_out = torch.maximum(log_inter, log_d.amax(-1))  # (B, NH, NC, L)
-    p = (qc @ kc.transpose(-1, -2)) * torch.exp(log_d - m_out[..., None])  # (B, NH, NC, L, L)
-    q_inter = qc * torch.exp(log_inter - m_out)[..., None]  # (B, NH, NC, L, DHQK)
-    num = p @ vc + q_inter @ c_starts  # (B, NH, NC, L, DHV)
-    den = p.sum(-1) + (q_inter @ n_starts[..., None]).squeeze(-1)  # (B, NH, NC, L)
-    h = num / (torch.maximum(den.abs(), torch.exp(-m_out)) + eps)[..., None]
-    state = (c_ends[:, :, -1], n_ends[:, :, -1], m_ends[..., -1])
+    w = ic - b  # (B, NH, NC, L): log D_ls = b_l + w_s
+    m_out = b + torch.maximum(m_starts[..., None], w.cummax(-1).values)  # (B, NH, NC, L)
+    row = b - m_out + log_scale  # (B, NH, NC, L)
+    lower = torch.ones(L, L, dtype=torch.bool, device=q.device).tril()
+    log_p = torch.where(lower, row[..., :, None] + w[..., None, :], -math.inf)  # (.., L, L)
+    p = (qc @ kc.transpose(-1, -2)) * torch.exp(log_p)  # (B, NH, NC, L, L)
+    q_inter = qc * torch.exp(row + m_starts[..., None])[..., None]  # (B, NH, NC, L, DHQK)
+    out = p @ vc + q_inter @ c_starts  # (B, NH, NC, L, DHV + 1): [numerator | denominator]
+    den = torch.maximum(out[..., DHV].abs(), torch.exp(-m_out)) + eps  # (B, NH, NC, L)
+    h = out[..., :DHV] / den[..., None]
+    c_last = c_ends[:, :, -1]
+    state = (c_last[..., :DHV], c_last[..., DHV], m_ends[..., -1])
     return h.reshape(B, NH, S, DHV), state
 
 
