@@ -44,7 +44,7 @@ def check_float(name: str, a) -> None:
     if isinstance(a, torch.Tensor):
         if not a.is_floating_point():
             raise ValueError(f"{name} must have a floating dtype, got {a.dtype}")
-        if CHECK_FINITE and a.numel() and not _finite_extremes(*torch.aminmax(a)):
+        if CHECK_FINITE and a.numel() and not _finite_extremes(*torch.aminmax(a.detach())):
             raise ValueError(f"{name} contains NaN or infinite values")
     else:
         if a.dtype not in (np.float32, np.float64):
