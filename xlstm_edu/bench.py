@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from . import mlstm, slstm
+from . import lstm, mlstm, slstm
 
 
 def median_time(fn, *, repeats: int = 11, warmup: int = 2, max_seconds: float | None = None) -> float:
@@ -211,6 +211,78 @@ def bench_slstm_recurrent(B=1, NH=4, DH=64, S=1024, repeats=5):
     return rows
 
 
+def _regime_inputs(regime, dtype, S, seed=0):
+    """mLSTM inputs in the typical or the hard regime (input gates U(-15, 15), forget N(0, 3))."""
+    g = torch.Generator().manual_seed(seed)
+    B, NH, DH = 2, 4, 16
+    q, k, v = (torch.randn(B, NH, S, DH, generator=g, dtype=torch.float64) for _ in range(3))
+    if regime == "typical":
+        i = torch.randn(B, NH, S, generator=g, dtype=torch.float64)
+        f = torch.randn(B, NH, S, generator=g, dtype=torch.float64) + 3.0
+    else:
+        i = torch.rand(B, NH, S, generator=g, dtype=torch.float64) * 30.0 - 15.0
+        f = torch.randn(B, NH, S, generator=g, dtype=torch.float64) * 3.0
+    return tuple(x.to(dtype) for x in (q, k, v, i, f))
+
+
+def _diff(ours, ref):
+    ours, ref = (torch.as_tensor(x).double() for x in (ours, ref))
+    abs_err = (ours - ref).abs().max().item()
+    return abs_err, abs_err / ref.abs().max().item()
+
+
+def agreement(S=256):
+    """Max abs / rel differences against torch.nn.LSTM and the official NX-AI kernels (needs the
+    test-only packages ``xlstm`` and ``mlstm-kernels``), float32 and float64, typical and hard."""
+    from mlstm_kernels.torch import get_mlstm_kernel, get_mlstm_sequence_kernel
+
+    from .experiments.slstm import official_vanilla_slstm
+    from .lstm import LSTM
+
+    seq = get_mlstm_sequence_kernel("native_sequence__native")
+    par = get_mlstm_kernel("parallel--native_stablef_autograd")
+    chk = get_mlstm_kernel("chunkwise--native_autograd")
+    rows = []
+    for dtype in (torch.float32, torch.float64):
+        for regime in ("typical", "hard"):
+            a = _regime_inputs(regime, dtype, S)
+            a_np = tuple(x.numpy() for x in a)
+            with torch.no_grad():
+                ref_seq = seq(*a, dtype_state=dtype)
+                checks = {
+                    "mLSTM recurrent (torch) vs native_sequence": (mlstm.recurrent(*a), ref_seq),
+                    "mLSTM recurrent (numba) vs native_sequence": (mlstm.recurrent(*a_np), ref_seq),
+                    "mLSTM parallel vs parallel--native_stablef": (mlstm.parallel(*a), par(*a)),
+                    "mLSTM chunkwise vs chunkwise--native": (mlstm.chunkwise(*a, chunk_size=64),
+                                                             chk(*a, chunk_size=64)),
+                }
+                g = torch.Generator().manual_seed(1)
+                gates = [torch.randn(2, 4, S, 16, generator=g, dtype=torch.float64) for _ in range(4)]
+                if regime == "hard":
+                    gates[0] = torch.rand(2, 4, S, 16, generator=g, dtype=torch.float64) * 30 - 15
+                    gates[1] = gates[1] * 3.0
+                R = torch.randn(4, 16, 4, 16, generator=g, dtype=torch.float64) * 0.1
+                gates, R = [x.to(dtype) for x in gates], R.to(dtype)
+                ref_s = official_vanilla_slstm(*gates, R)
+                checks["sLSTM (torch) vs xlstm vanilla"] = (slstm.recurrent(*gates, R), ref_s)
+                checks["sLSTM (numba) vs xlstm vanilla"] = (
+                    slstm.recurrent(*[x.numpy() for x in gates], R.numpy()), ref_s)
+                torch.manual_seed(2)
+                tl = torch.nn.LSTM(16, 32, batch_first=True).to(dtype)
+                x = torch.randn(2, S, 16, dtype=dtype) * (3.0 if regime == "hard" else 1.0)
+                ref_l = tl(x)[0]
+                checks["LSTM (torch) vs torch.nn.LSTM"] = (LSTM.from_torch(tl)(x)[0], ref_l)
+                params = [p.detach().numpy() for p in (tl.weight_ih_l0, tl.weight_hh_l0,
+                                                       tl.bias_ih_l0, tl.bias_hh_l0)]
+                checks["LSTM (numba) vs torch.nn.LSTM"] = (
+                    lstm.recurrent(x.numpy(), *params), ref_l)
+            for name, (ours, ref) in checks.items():
+                abs_err, rel = _diff(ours, ref)
+                rows.append({"check": name, "dtype": str(dtype).replace("torch.", ""),
+                             "regime": regime, "max_abs": abs_err, "max_rel": rel})
+    return rows
+
+
 def markdown_table(rows, columns, floatfmt="{:.2f}"):
     """Rows of dicts as a markdown table (missing entries as '-')."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
@@ -260,6 +332,7 @@ def main(argv=None):
     pm.add_argument("--chunk-size", type=int, default=64)
     sub.add_parser("recurrent", help="numba vs numpy loop vs torch loop (sLSTM, mLSTM), S=1024")
     sub.add_parser("matmul", help="GFLOP/s of a 2048^2 float32 matmul")
+    sub.add_parser("agreement", help="max differences vs torch.nn.LSTM and the official kernels")
     pmem = sub.add_parser("memory", help="peak memory of each mLSTM form vs S")
     pmem.add_argument("--sizes", default="256,1024,4096,8192")
     pmem.add_argument("--backward", action="store_true")
@@ -273,6 +346,9 @@ def main(argv=None):
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpus {os.cpu_count()}")
     if args.what == "_memprobe":
         _memprobe(args)
+    elif args.what == "agreement":
+        print(markdown_table(agreement(), ["check", "dtype", "regime", "max_abs", "max_rel"],
+                             "{:.1e}"))
     elif args.what == "matmul":
         print(f"{matmul_gflops():.1f} GFLOP/s")
     elif args.what == "recurrent":
