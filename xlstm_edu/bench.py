@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -161,7 +160,8 @@ def bench_mlstm(sizes=(256, 1024, 4096, 16384), repeats=7, backward=True, device
 def peak_memory_mib(form: str, S: int, *, B=1, NH=4, DHQK=64, DHV=64, chunk_size=64,
                     backward=False) -> float:
     """Peak memory growth (MiB) of one call of ``form`` ("recurrent", "parallel", "chunkwise"),
-    torch float32 on CPU, measured in a fresh child process as peak RSS minus RSS before the call."""
+    torch float32 on CPU, measured in a fresh child process as peak RSS minus RSS before the call
+    (Linux: reads /proc/self)."""
     cmd = [sys.executable, "-m", "xlstm_edu.bench", "_memprobe", "--form", form, "--S", str(S),
            "--B", str(B), "--NH", str(NH), "--DHQK", str(DHQK), "--DHV", str(DHV),
            "--chunk-size", str(chunk_size)] + (["--backward"] if backward else [])
@@ -183,7 +183,9 @@ def _memprobe(args):
         h = fns[args.form](*inputs)
         if args.backward:
             h.sum().backward()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    # VmHWM: this process's own peak RSS (ru_maxrss would include the parent's peak across exec)
+    with open("/proc/self/status") as fh:
+        peak = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) * 1024
     print((peak - rss_before) / 2**20)
 
 

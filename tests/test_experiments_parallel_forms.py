@@ -1,0 +1,172 @@
+"""Tests for the parallel/chunkwise-forms experiment module (chapter 06)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from xlstm_edu import mlstm
+from xlstm_edu.experiments import parallel_forms as pf
+
+
+def test_loglog_slope_recovers_known_exponent():
+    x = np.array([128, 256, 512, 1024, 2048])
+    for exponent, a in [(1.0, 0.5), (2.0, 3e-6), (1.37, 42.0)]:
+        slope, a_fit = pf.loglog_slope(x, a * x.astype(float) ** exponent)
+        assert slope == pytest.approx(exponent, abs=1e-10)
+        assert a_fit == pytest.approx(a, rel=1e-9)
+
+
+def test_loglog_slope_rejects_bad_input():
+    with pytest.raises(ValueError):
+        pf.loglog_slope([1, 2], [1.0, 0.0])
+    with pytest.raises(ValueError):
+        pf.loglog_slope([1], [1.0])
+    with pytest.raises(ValueError):
+        pf.loglog_slope([1, 2, 3], [1.0, 2.0])
+
+
+def test_fitted_slopes_respects_min_S():
+    sweep = {"a": {"S": [1, 10, 100, 1000], "y": [5.0, 5.0, 100.0, 1000.0]}}
+    assert pf.fitted_slopes(sweep, "y", min_S=100)["a"] == pytest.approx(1.0)
+    assert pf.fitted_slopes(sweep, "y")["a"] < 0.9
+    assert pf.fitted_slopes(sweep, "y", min_S=1000) == {}  # one point: no fit
+
+
+def test_hard_gates_ranges_and_seed():
+    i, f = pf.hard_gates(2, 3, 500, seed=1)
+    assert i.shape == f.shape == (2, 3, 500) and i.dtype == torch.float64
+    assert -15 <= float(i.min()) and float(i.max()) <= 15 and float(i.max() - i.min()) > 25
+    assert 2.5 < float(f.std()) < 3.5
+    i2, f2 = pf.hard_gates(2, 3, 500, seed=1)
+    assert torch.equal(i, i2) and torch.equal(f, f2)
+    i32, _ = pf.hard_gates(1, 1, 8, dtype=torch.float32)
+    assert i32.dtype == torch.float32
+
+
+def test_parallel_with_package_builder_is_the_package_parallel_form():
+    i, f = pf.hard_gates(2, 2, 40, seed=3)
+    q, k, v = pf.qkv(2, 2, 40, 8, 12, seed=4)
+    for dtype in (torch.float64, torch.float32):
+        args = tuple(x.to(dtype) for x in (q, k, v, i, f))
+        assert torch.equal(pf.parallel_with(mlstm.log_decay_matrix, *args), mlstm.parallel_torch(*args))
+
+
+def test_parallel_with_difference_builder_is_exact_in_float64():
+    i, f = pf.hard_gates(1, 2, 64, seed=5)
+    q, k, v = pf.qkv(1, 2, 64, 8, 8, seed=6)
+    h_diff = pf.parallel_with(mlstm.log_decay_matrix_cumsum_difference, q, k, v, i, f)
+    h_rec = mlstm.recurrent(q, k, v, i, f, eps=0.0)
+    h_diff0 = pf.parallel_with(mlstm.log_decay_matrix_cumsum_difference, q, k, v, i, f, eps=0.0)
+    assert float((h_diff0 - h_rec).abs().max() / h_rec.abs().max()) < 1e-10
+    assert h_diff.shape == (1, 2, 64, 8)
+
+
+def test_float32_pitfall_shows_the_difference_construction_is_worse():
+    rows = pf.float32_pitfall((256, 1024), DH=16)
+    assert [r["S"] for r in rows] == [256, 1024]
+    stable, diff = pf.LOG_D_BUILDERS
+    for r in rows:
+        assert r["logd_err"][stable] < 2e-5  # a few float32 ulps of numbers of size ~30
+        assert r["logd_err"][diff] > 5 * r["logd_err"][stable]
+        assert r["cumsum_range"] > 0.5 * r["S"]  # the partial sums grow with S
+    # the difference construction degrades with S (partial sums grow), the stable one does not
+    assert rows[1]["logd_err"][diff] > 2 * rows[0]["logd_err"][diff]
+
+
+def test_stabilizer_trajectory_matches_parallel_row_max():
+    i, f = pf.hard_gates(2, 3, 50, seed=7)
+    log_d = mlstm.log_decay_matrix(F.logsigmoid(f), i)
+    m_par = log_d.amax(-1)  # parallel form: no initial state
+    m_rec = pf.stabilizer_trajectory(i, f)  # recurrent form: m_0 = 0
+    b = F.logsigmoid(f).cumsum(-1)  # log of the decay of the initial state
+    torch.testing.assert_close(m_rec, torch.maximum(m_par, b), rtol=0, atol=1e-12)
+    torch.testing.assert_close(pf.stabilizer_trajectory(i, f, -math.inf), m_par, rtol=0, atol=1e-12)
+    q, k, v = pf.qkv(2, 3, 50, 4, 4)
+    _, (_, _, m_final) = mlstm.recurrent(q, k, v, i, f, return_state=True)
+    torch.testing.assert_close(m_rec[..., -1], m_final, rtol=0, atol=1e-12)
+    m_np = pf.stabilizer_trajectory(i.numpy(), f.numpy())
+    assert isinstance(m_np, np.ndarray)
+    np.testing.assert_allclose(m_np, m_rec.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("S, L", [(32, 8), (10, 4), (7, 7), (5, 9), (6, 1)])
+def test_chunk_structure(S, L):
+    st = pf.chunk_structure(S, L)
+    assert st.shape == (S, S)
+    t, s = np.indices((S, S))
+    assert np.all((st == pf.FUTURE) == (s > t))
+    assert np.all((st == pf.INTRA) == ((s <= t) & (t // L == s // L)))
+    n_chunks = -(-S // L)
+    sizes = [min(L, S - c * L) for c in range(n_chunks)]
+    assert (st == pf.INTRA).sum() == sum(n * (n + 1) // 2 for n in sizes)
+    if L >= S:
+        assert not np.any(st == pf.INTER)
+    if L == 1:
+        assert not np.any((st == pf.INTRA) & (s < t))
+    with pytest.raises(ValueError):
+        pf.chunk_structure(S, 0)
+
+
+def test_scaling_sweep_tiny():
+    out = pf.scaling_sweep((16, 32), max_S={"parallel": 16}, NH=2, DH=8, chunk_size=8, repeats=2,
+                           rounds=2, warmup=1)
+    assert set(out) == set(pf.FORMS)
+    assert out["parallel"]["S"] == [16]
+    assert out["chunkwise"]["S"] == out["recurrent"]["S"] == [16, 32]
+    assert all(t > 0 for d in out.values() for t in d["seconds"])
+    with pytest.raises(ValueError):
+        pf.scaling_sweep((16,), forms=("quadratic",))
+
+
+def test_memory_sweep_measures_the_decay_matrix():
+    S, NH = 512, 4
+    out = pf.memory_sweep((S,), forms=("parallel", "chunkwise"), NH=NH, DH=16, workers=2)
+    one_matrix_mib = NH * S * S * 4 / 2**20  # one (NH, S, S) float32 tensor
+    par, chunk = out["parallel"]["MiB"][0], out["chunkwise"]["MiB"][0]
+    assert out["parallel"]["S"] == [S]
+    # the parallel form materializes at least log D; not inflated by this (large) test process
+    assert one_matrix_mib <= par < 20 * one_matrix_mib
+    assert 0 < chunk < par
+
+
+def test_figures():
+    mpl = pytest.importorskip("matplotlib")
+    mpl.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    i, f = pf.hard_gates(1, 1, 16)
+    fig = pf.plot_decay_matrices(mlstm.log_decay_matrix(F.logsigmoid(f), i)[0, 0], title="t")
+    assert len(fig.axes) == 4  # two heatmaps, two colorbars
+    plt.close(fig)
+    plt.close(pf.plot_chunk_structure(16, 4))
+    rows = [{"S": S, "cumsum_range": 1.0 * S, "logd_err": dict.fromkeys(pf.LOG_D_BUILDERS, 1e-5),
+             "h_err": dict.fromkeys(pf.LOG_D_BUILDERS, 1e-4)} for S in (8, 16)]
+    plt.close(pf.plot_pitfall(rows))
+    sweep_t = {"parallel": {"S": [8, 16, 32], "seconds": [1.0, 4.0, 16.0]}}
+    sweep_m = {"parallel": {"S": [8, 16], "MiB": [1.0, 4.0]}}
+    fig = pf.plot_scaling(sweep_t, sweep_m)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["parallel  (slope 2.00)"]
+    plt.close(fig)
+
+
+def test_limited_threads_restores():
+    before = torch.get_num_threads()
+    with pf.limited_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pf.limited_threads(None):
+        assert torch.get_num_threads() == before
+
+
+def test_scaling_table():
+    times = {"recurrent": {"S": [8, 16], "seconds": [0.001, 0.002]},
+             "parallel": {"S": [8], "seconds": [0.004]}}
+    memory = {"parallel": {"S": [8, 16], "MiB": [1.5, 6.0]}}
+    lines = pf.scaling_table(times, memory).splitlines()
+    assert len(lines) == 3 and "recurrent ms" in lines[0] and "parallel MiB" in lines[0]
+    assert lines[1].split() == ["8", "1.00", "4.00", "1.50"]
+    assert lines[2].split() == ["16", "2.00", "-", "6.00"]
