@@ -90,19 +90,20 @@ def chunkwise_numpy(q, k, v, igate_preact, fgate_preact, chunk_size=64, initial_
 
 
 def _chunk_states_torch(dc, g, alpha, c_state, m_state):
-    """Memory at the end of every chunk, given each chunk's own contribution.
+    """Memory at the start of every chunk and at the end, given each chunk's own contribution.
 
     The chunk recurrence ``C_{k+1} = exp(g_k + m_k - m_{k+1}) C_k + exp(alpha_k - m_{k+1}) dC_k``
     has the same shape as the mLSTM recurrence itself (forget ``g``, input ``alpha``, "value"
     ``dC``), so it is solved in parallel form, over groups of :data:`CHUNK_GROUP` chunks.
 
     dc ``(B, NH, NC, DHQK, DV)``, g, alpha ``(B, NH, NC)``, c_state ``(B, NH, DHQK, DV)``,
-    m_state ``(B, NH)``. Returns c ``(B, NH, NC, DHQK, DV)`` and m ``(B, NH, NC)``.
+    m_state ``(B, NH)``. Returns c ``(B, NH, NC + 1, DHQK, DV)`` and m ``(B, NH, NC + 1)``:
+    entry k is the memory before chunk k (entry 0 the initial state, entry NC the final one).
     """
     B, NH, NC, DHQK, DV = dc.shape
     dc = dc.reshape(B, NH, NC, DHQK * DV)  # (B, NH, NC, DHQK*DV)
     c_flat = c_state.reshape(B, NH, DHQK * DV)
-    cs, ms = [], []
+    cs, ms = [c_flat[:, :, None]], [m_state[:, :, None]]
     for start in range(0, NC, CHUNK_GROUP):
         sl = slice(start, start + CHUNK_GROUP)
         log_w = log_decay_matrix(g[..., sl], alpha[..., sl])  # (B, NH, G, G)
@@ -114,7 +115,7 @@ def _chunk_states_torch(dc, g, alpha, c_state, m_state):
         cs.append(c_next)
         ms.append(m_next)
         c_flat, m_state = c_next[:, :, -1], m_next[..., -1]
-    return torch.cat(cs, dim=2).reshape(B, NH, NC, DHQK, DV), torch.cat(ms, dim=2)
+    return torch.cat(cs, dim=2).reshape(B, NH, NC + 1, DHQK, DV), torch.cat(ms, dim=2)
 
 
 def _chunks_torch(q, k, v, igate_preact, log_fgate, L, c_state, n_state, m_state, eps):
@@ -144,24 +145,23 @@ def _chunks_torch(q, k, v, igate_preact, log_fgate, L, c_state, n_state, m_state
     kw = kc * torch.exp(a - alpha[..., None])[..., None]  # (B, NH, NC, L, DHQK)
     dc = kw.transpose(-1, -2) @ vc  # (B, NH, NC, DHQK, DHV + 1)
     c_ext = torch.cat([c_state, n_state[..., None]], dim=-1)  # (B, NH, DHQK, DHV + 1)
-    c_ends, m_ends = _chunk_states_torch(dc, g, alpha, c_ext, m_state)
-    # memory at the start of each chunk: the initial state, then the end of the previous chunk
-    c_starts = torch.cat([c_ext[:, :, None], c_ends[:, :, :-1]], dim=2)  # (B,NH,NC,DHQK,DHV+1)
-    m_starts = torch.cat([m_state[:, :, None], m_ends[:, :, :-1]], dim=2)  # (B, NH, NC)
+    c_all, m_all = _chunk_states_torch(dc, g, alpha, c_ext, m_state)  # NC + 1 memories
+    c_starts, m_starts = c_all[:, :, :-1], m_all[..., :-1]  # before each chunk
 
     # outputs: intra-chunk parallel form + carried memory, one stabilizer per row
     w = ic - b  # (B, NH, NC, L): log D_ls = b_l + w_s
     m_out = b + torch.maximum(m_starts[..., None], w.cummax(-1).values)  # (B, NH, NC, L)
     row = b - m_out + log_scale  # (B, NH, NC, L)
-    lower = torch.ones(L, L, dtype=torch.bool, device=q.device).tril()
-    log_p = torch.where(lower, row[..., :, None] + w[..., None, :], -math.inf)  # (.., L, L)
-    p = (qc @ kc.transpose(-1, -2)) * torch.exp(log_p)  # (B, NH, NC, L, L)
+    upper = torch.ones(L, L, dtype=torch.bool, device=q.device).triu(1)
+    log_p = row[..., :, None] + w[..., None, :]  # (B, NH, NC, L, L)
+    d_stab = log_p.masked_fill_(upper, -math.inf).exp_()  # in place: fewer large temporaries
+    p = (qc @ kc.transpose(-1, -2)) * d_stab  # (B, NH, NC, L, L)
     q_inter = qc * torch.exp(row + m_starts[..., None])[..., None]  # (B, NH, NC, L, DHQK)
     out = p @ vc + q_inter @ c_starts  # (B, NH, NC, L, DHV + 1): [numerator | denominator]
     den = torch.maximum(out[..., DHV].abs(), torch.exp(-m_out)) + eps  # (B, NH, NC, L)
     h = out[..., :DHV] / den[..., None]
-    c_last = c_ends[:, :, -1]
-    state = (c_last[..., :DHV], c_last[..., DHV], m_ends[..., -1])
+    c_last = c_all[:, :, -1]
+    state = (c_last[..., :DHV], c_last[..., DHV], m_all[..., -1])
     return h.reshape(B, NH, S, DHV), state
 
 
