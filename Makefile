@@ -1,0 +1,100 @@
+# Set-up and build commands for "Learning xLSTM". On a fresh machine (Python 3.11 with pip, node/npm)
+#   make book   build the HTML book into book/_build/html (creates .venv on the first run)
+#   make test   ruff, the package tests and every notebook cell
+#   make lab    JupyterLab for reading the chapters interactively
+#   make clean  remove build outputs (keeps .venv); make distclean also removes .venv
+# Installs are skipped when nothing changed: stamp files in .venv are newer than the requirements.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+# Tools run from the venv; notebook kernels started by jupyter-book / nbmake use its python.
+export PATH := $(abspath $(BIN)):$(PATH)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+# Widget-manager JavaScript for the static HTML pages, from the npm registry (pinned versions).
+# html-manager 1.x belongs to ipywidgets 8.
+HTML_MANAGER_VERSION := 1.0.15
+REQUIREJS_VERSION    := 2.3.8
+JS_DIR   := build/js
+JS_OUT   := $(JS_DIR)/html/_static/widgets-js
+JS_STAMP := $(JS_DIR)/.stamp-$(HTML_MANAGER_VERSION)-$(REQUIREJS_VERSION)
+
+BOOK_STAMP := $(VENV)/.stamp-book
+TEST_STAMP := $(VENV)/.stamp-test
+LAB_STAMP  := $(VENV)/.stamp-lab
+
+.PHONY: help book test lab clean distclean js
+
+help:
+	@echo "make book   build the HTML book (book/_build/html/index.html)"
+	@echo "make test   ruff + package tests + every notebook cell"
+	@echo "make lab    JupyterLab on the chapters"
+	@echo "make clean  remove build outputs (make distclean also removes .venv)"
+
+# --- Python environment ------------------------------------------------------------------------------
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(BOOK_STAMP): requirements.txt pyproject.toml | $(BIN)/python
+	$(PIP) install -r requirements.txt
+	$(PIP) install -e . --no-deps
+	touch $@
+
+$(TEST_STAMP): requirements-test.txt $(BOOK_STAMP)
+	$(PIP) install -r requirements-test.txt
+	touch $@
+
+$(LAB_STAMP): requirements-lab.txt $(BOOK_STAMP)
+	$(PIP) install -r requirements-lab.txt
+	touch $@
+
+# --- Widget JavaScript: npm registry -> build/js/html/_static/widgets-js -> (Sphinx html_extra_path)
+#     book/_build/html/_static/widgets-js. Not in book/_static: Jupyter Book would add every .js
+#     there to every page.
+# `npm pack` fetches only the two published tarballs (checked against the registry's integrity
+# hash); the bundles inside need none of the packages' build dependencies.
+$(JS_STAMP):
+	rm -rf $(JS_DIR)
+	mkdir -p $(JS_DIR)/tgz $(JS_OUT)
+	cd $(JS_DIR)/tgz && npm pack --silent \
+	    @jupyter-widgets/html-manager@$(HTML_MANAGER_VERSION) requirejs@$(REQUIREJS_VERSION) >/dev/null
+	tar -xzf $(JS_DIR)/tgz/jupyter-widgets-html-manager-$(HTML_MANAGER_VERSION).tgz \
+	    -C $(JS_OUT) --strip-components=2 package/dist/embed-amd.js
+	tar -xzf $(JS_DIR)/tgz/requirejs-$(REQUIREJS_VERSION).tgz \
+	    -C $(JS_OUT) --strip-components=1 package/require.js
+	touch $@
+
+js: $(JS_STAMP)
+
+# --- Main targets ----------------------------------------------------------------------------------
+book: $(BOOK_STAMP) $(JS_STAMP)
+	rm -rf book/_build
+	$(BIN)/jupyter-book build book --all -W -n --keep-going
+	@echo
+	@echo "Book built. Open: file://$(abspath book/_build/html/index.html)"
+
+test: $(TEST_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest -n 2 tests
+	$(BIN)/pytest -n 2 --nbmake --nbmake-timeout=600 book/chapters
+
+# Extra arguments for JupyterLab, e.g. `make lab LAB_ARGS="--no-browser --port 8890"`. Inside a container
+# running as root, JupyterLab refuses to start without --allow-root, so it is added for uid 0.
+LAB_ARGS ?=
+LAB_ROOT_ARG := $(if $(filter 0,$(shell id -u)),--allow-root)
+
+lab: $(LAB_STAMP)
+	$(BIN)/jupyter lab $(LAB_ROOT_ARG) $(LAB_ARGS) book/chapters
+
+clean:
+	rm -rf book/_build $(JS_DIR) .pytest_cache .ruff_cache .hypothesis
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -print0 | xargs -0 rm -rf
+
+distclean: clean
+	rm -rf $(VENV)
