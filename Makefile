@@ -79,10 +79,14 @@ book: $(BOOK_STAMP) $(JS_STAMP)
 	@echo
 	@echo "Book built. Open: file://$(abspath book/_build/html/index.html)"
 
+# Two pytest workers on two cores: each runs its torch/BLAS/numba code on one thread, so the
+# workers do not oversubscribe the cores (tiny tensor ops then stall for milliseconds).
+ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1
+
 test: $(TEST_STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest -n 2 tests
-	$(BIN)/pytest -n 2 --nbmake --nbmake-timeout=600 book/chapters
+	$(ONE_THREAD) $(BIN)/pytest -n 2 tests
+	$(ONE_THREAD) $(BIN)/pytest -n 2 --nbmake --nbmake-timeout=600 book/chapters
 
 # Extra arguments for JupyterLab, e.g. `make lab LAB_ARGS="--no-browser --port 8890"`. Inside a container
 # running as root, JupyterLab refuses to start without --allow-root, so it is added for uid 0.
