@@ -157,7 +157,10 @@ def _chunks_torch(q, k, v, igate_preact, log_fgate, L, c_state, n_state, m_state
     d_stab = log_p.masked_fill_(upper, -math.inf).exp_()  # in place: fewer large temporaries
     p = (qc @ kc.transpose(-1, -2)) * d_stab  # (B, NH, NC, L, L)
     q_inter = qc * torch.exp(row + m_starts[..., None])[..., None]  # (B, NH, NC, L, DHQK)
-    out = p @ vc + q_inter @ c_starts  # (B, NH, NC, L, DHV + 1): [numerator | denominator]
+    # [numerator | denominator] = q_inter @ C_start + p @ v_ext, fused into one batched product
+    out = torch.baddbmm((q_inter @ c_starts).reshape(B * NH * NC, L, DHV + 1),
+                        p.reshape(B * NH * NC, L, L), vc.reshape(B * NH * NC, L, DHV + 1))
+    out = out.reshape(B, NH, NC, L, DHV + 1)  # (B, NH, NC, L, DHV + 1)
     den = torch.maximum(out[..., DHV].abs(), torch.exp(-m_out)) + eps  # (B, NH, NC, L)
     h = out[..., :DHV] / den[..., None]
     c_last = c_all[:, :, -1]
