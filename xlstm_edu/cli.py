@@ -1,0 +1,421 @@
+"""Command line: train a language model on Shakespeare, resume it, sample from it.
+
+::
+
+    python -m xlstm_edu train --model xlstm --out runs/x          # a few minutes on 2 CPU cores
+    python -m xlstm_edu resume runs/x --steps 4000                # continue (exactly) to step 4000
+    python -m xlstm_edu generate runs/x --prompt "ROMEO:" --max-new-tokens 200 --temperature 0.8 \\
+        --top-k 40 --seed 0
+
+A run directory is a checkpoint (:mod:`xlstm_edu.training.checkpoint`): weights, configs, optimizer
+and RNG states, the tokenizer, and the data settings, so ``resume`` and ``generate`` need nothing else.
+Problems with a checkpoint or an option end with exit code 2 and a one-line message.
+
+The default sizes live in :data:`MODEL_DEFAULTS` (model) and :class:`~xlstm_edu.training.TrainConfig`
+(training); ``--set key=value`` changes any field of the model's config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import importlib
+import json
+import re
+import sys
+from pathlib import Path
+
+import torch
+
+from .training import CheckpointError, TrainConfig, load_checkpoint, train
+from .training.checkpoint import TRAIN_STATE
+from .training.loop import resolve_device
+
+PROG = "python -m xlstm_edu"
+
+#: Model sizes of ``train`` (the fields of each model's config; vocab_size and context_length are
+#: set from the tokenizer and the training context): 0.23 M (xlstm), 0.28 M (lstm) and 0.42 M
+#: (transformer) parameters with the character tokenizer, so that the default run takes a few minutes
+#: on 2 CPU cores (see TrainConfig for measured times).
+MODEL_DEFAULTS = {
+    "xlstm": {"embedding_dim": 128, "num_blocks": 2, "slstm_at": [1], "mlstm_num_heads": 4,
+              "slstm_num_heads": 4, "dropout": 0.1},
+    "lstm": {"embedding_dim": 128, "hidden_size": 128, "num_layers": 2, "dropout": 0.1},
+    "transformer": {"embedding_dim": 128, "num_heads": 4, "num_layers": 2, "dropout": 0.1},
+}
+
+#: Data settings of ``train``.
+DATA_DEFAULTS = {"tokenizer": "char", "bpe_vocab_size": 512, "edition": "modern", "val_fraction": 0.1}
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+# --- options -----------------------------------------------------------------------------------------
+
+#: Help for the TrainConfig options (the defaults come from TrainConfig itself).
+TRAIN_HELP = {
+    "steps": "total optimizer updates of the run; the cosine schedule ends here",
+    "batch_size": "sequences per update",
+    "context_length": "tokens per training sequence",
+    "lr": "peak learning rate (after warmup)",
+    "min_lr": "final learning rate of the cosine decay",
+    "warmup_steps": "updates of linear learning-rate warmup",
+    "weight_decay": "AdamW weight decay (on weight matrices only)",
+    "beta1": "AdamW beta1",
+    "beta2": "AdamW beta2",
+    "grad_clip": "clip the global gradient norm to this (0: no clipping)",
+    "eval_every": "validate every this many updates",
+    "eval_batches": "validation batches per evaluation (the first ones of the validation text)",
+    "checkpoint_every": "save a checkpoint every this many updates, and at the end (0: end only)",
+    "seed": "seed of the model initialisation, batch sampling and dropout",
+    "device": "'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1', 'mps'",
+}
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except empty ones and where the help already states the default."""
+
+    def _get_help_string(self, action):
+        empty = action.default is None or action.default is False or action.default == [] \
+            or action.default is argparse.SUPPRESS
+        if empty or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _add_until(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--until", type=int, default=None, metavar="N",
+                   help="stop (and save) after update N, keeping the schedule of --steps; 'resume' "
+                        "continues exactly as if the run had not stopped")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads for torch (default: torch's choice; 1 is often fastest for small "
+                        "models on busy machines)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Train, resume and sample xLSTM (and baseline) language models on Shakespeare. "
+                    "Run '%(prog)s COMMAND --help' for the options of a command.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    fmt = _Formatter
+
+    t = commands.add_parser(
+        "train", formatter_class=fmt, help="train a new model; the run directory is its checkpoint",
+        description="Train a new language model and save it (and its data settings) to --out.",
+        epilog="model fields and their defaults here (change any with --set): " + "; ".join(
+            f"{m}: " + ", ".join(f"{k}={v}" for k, v in d.items()) for m, d in MODEL_DEFAULTS.items()))
+    t.add_argument("--model", choices=sorted(MODEL_DEFAULTS), default="xlstm", help="architecture")
+    t.add_argument("--out", required=True, metavar="DIR", help="run directory (the checkpoint)")
+    t.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="model_args",
+                   help="set a field of the model config; VALUE is read as JSON when it parses "
+                        "(--set num_blocks=4 --set slstm_at=[1,3] --set mlstm_backend=parallel)")
+    t.add_argument("--ratio", metavar="A:B", default=None,
+                   help="xlstm only: the paper's xLSTM[A:B] mLSTM:sLSTM block ratio (sets slstm_at)")
+    data = t.add_argument_group("data")
+    data.add_argument("--tokenizer", choices=("char", "bpe"), default=DATA_DEFAULTS["tokenizer"],
+                      help="characters, or byte-level BPE trained on the training text")
+    data.add_argument("--bpe-vocab-size", type=int, default=DATA_DEFAULTS["bpe_vocab_size"], metavar="V",
+                      help="BPE vocabulary size (with --tokenizer bpe)")
+    data.add_argument("--edition", choices=("modern", "folio"), default=DATA_DEFAULTS["edition"],
+                      help="Shakespeare spelling: modern, or the First Folio's")
+    data.add_argument("--train-plays", default=None, metavar="TITLES",
+                      help="comma-separated training plays (default: all but the validation plays)")
+    data.add_argument("--val-plays", default=None, metavar="TITLES",
+                      help="comma-separated validation plays (default: Macbeth, Twelfth Night, "
+                           "King Richard II, The Tempest)")
+    data.add_argument("--text", default=None, metavar="FILE",
+                      help="train on this UTF-8 text file instead of Shakespeare")
+    data.add_argument("--val-fraction", type=float, default=DATA_DEFAULTS["val_fraction"], metavar="F",
+                      help="with --text: the last fraction F of the file is the validation text")
+    opts = t.add_argument_group("training")
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in TRAIN_HELP:
+            opts.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)),
+                              default=getattr(defaults, f.name), help=TRAIN_HELP[f.name])
+    _add_until(opts)
+    _add_common(t)
+
+    r = commands.add_parser(
+        "resume", formatter_class=fmt, help="continue training a run from its checkpoint",
+        description="Continue a run from its checkpoint exactly where it stopped (same batches, same "
+                    "dropout masks, same learning rates as an uninterrupted run).")
+    r.add_argument("run", metavar="DIR", help="run directory written by 'train'")
+    r.add_argument("--steps", type=int, default=None, metavar="N",
+                   help="train until update N in total (default: the run's --steps); a larger N "
+                        "stretches the cosine schedule from here on")
+    r.add_argument("--device", default=None, help="override the run's device")
+    _add_until(r)
+    _add_common(r)
+
+    g = commands.add_parser("generate", formatter_class=fmt, help="sample text from a trained run",
+                            description="Continue a prompt with text sampled from a trained model.")
+    g.add_argument("run", metavar="DIR", help="run directory written by 'train'")
+    g.add_argument("--prompt", default="ROMEO:", help="text to continue")
+    g.add_argument("--max-new-tokens", type=int, default=200, metavar="N", help="tokens to sample")
+    g.add_argument("--temperature", type=float, default=0.8,
+                   help="divide the logits by this (lower: more conservative)")
+    g.add_argument("--top-k", type=int, default=40, metavar="K",
+                   help="sample among the K most likely tokens (0: all)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the sampler")
+    g.add_argument("--device", default="cpu", help="'cpu', 'cuda', 'auto', ...")
+    _add_common(g)
+    return parser
+
+
+# --- data --------------------------------------------------------------------------------------------
+
+def _titles(arg: str | None) -> list[str] | None:
+    return None if arg is None else [t.strip() for t in arg.split(",") if t.strip()]
+
+
+def _load_texts(data: dict) -> tuple[str, str]:
+    """The training and validation texts described by the data settings (see :func:`_data_settings`)."""
+    if data["source"] == "text":
+        path = Path(data["path"])
+        try:
+            raw = path.read_bytes()
+        except OSError as e:
+            raise CLIError(f"cannot read --text file {path}: {e.strerror}") from None
+        if "sha256" in data and hashlib.sha256(raw).hexdigest() != data["sha256"]:
+            raise CLIError(f"{path} has changed since the run started (its sha256 differs)")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise CLIError(f"{path} is not UTF-8 text: {e}") from None
+        cut = int(len(text) * (1 - data["val_fraction"]))
+        return text[:cut], text[cut:]
+    from .data import build_corpus
+    try:
+        return build_corpus(data["train_plays"], data["val_plays"], edition=data["edition"])
+    except (ImportError, ValueError) as e:  # the texts are a separate package; unknown titles
+        raise CLIError(str(e)) from None
+
+
+def _data_settings(args) -> dict:
+    if args.text is not None:
+        if not 0 < args.val_fraction < 1:
+            raise CLIError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
+        try:
+            sha = hashlib.sha256(Path(args.text).read_bytes()).hexdigest()
+        except OSError as e:
+            raise CLIError(f"cannot read --text file {args.text}: {e.strerror}") from None
+        return {"source": "text", "path": str(Path(args.text).resolve()), "sha256": sha,
+                "val_fraction": args.val_fraction, "tokenizer": args.tokenizer,
+                "bpe_vocab_size": args.bpe_vocab_size}
+    return {"source": "shakespeare", "edition": args.edition, "train_plays": _titles(args.train_plays),
+            "val_plays": _titles(args.val_plays), "tokenizer": args.tokenizer,
+            "bpe_vocab_size": args.bpe_vocab_size}
+
+
+def _fit_tokenizer(data: dict, train_text: str):
+    from .data import BPETokenizer, CharTokenizer
+    if data["tokenizer"] == "char":  # characters unseen in training (in validation, in prompts) -> id 0
+        return CharTokenizer.fit(train_text, unknown="replace")
+    return BPETokenizer.train(train_text, vocab_size=data["bpe_vocab_size"])
+
+
+def _tokens(tokenizer, train_text: str, val_text: str):
+    """Token arrays and the validation text's characters per token (for bits per character)."""
+    train_tokens, val_tokens = tokenizer.encode_array(train_text), tokenizer.encode_array(val_text)
+    return train_tokens, val_tokens, len(val_text) / max(len(val_tokens), 1)
+
+
+# --- commands ----------------------------------------------------------------------------------------
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _model_config(args, vocab_size: int, context_length: int) -> dict:
+    """MODEL_DEFAULTS, the training context length (for models that have one), then --set and --ratio;
+    vocab_size from the tokenizer. Called once before loading the data, to fail early."""
+    from .models import MODELS
+    module, config_name, _ = MODELS[args.model]
+    config_cls = getattr(importlib.import_module(module), config_name)
+    names = {f.name for f in dataclasses.fields(config_cls)} - {"vocab_size"}
+    config = {"model": args.model, **MODEL_DEFAULTS[args.model]}
+    if "context_length" in names:
+        config["context_length"] = context_length
+    for item in args.model_args:
+        key, sep, value = item.partition("=")
+        if not sep or key not in names:
+            raise CLIError(f"--set {item!r}: expected KEY=VALUE with KEY a field of {config_name} "
+                           f"({', '.join(sorted(names))}; vocab_size comes from the tokenizer)")
+        config[key] = _parse_value(value)
+    if args.ratio is not None:
+        if args.model != "xlstm":
+            raise CLIError("--ratio applies to --model xlstm only")
+        from .blocks.stack import ratio_to_slstm_at
+        try:
+            config["slstm_at"] = list(ratio_to_slstm_at(args.ratio, config["num_blocks"]))
+        except ValueError as e:
+            raise CLIError(f"--ratio: {e}") from None
+    config["vocab_size"] = vocab_size
+    return config
+
+
+def _print_record(record: dict) -> None:
+    from tqdm.auto import tqdm
+    bits = record.get("val_bits_per_char", record["val_bits_per_token"])
+    unit = "bits/char" if "val_bits_per_char" in record else "bits/token"
+    tqdm.write(f"step {record['step']:>6}: train {record['train_loss']:.4f}  "
+               f"val {record['val_loss']:.4f} ({bits:.3f} {unit})  lr {record['lr']:.2e}  "
+               f"{record['tokens_per_s']:,.0f} tok/s  {record['elapsed_s']:.0f} s")
+
+
+def _as_option(error: ValueError) -> str:
+    """'TrainConfig.batch_size must be ...' -> '--batch-size must be ...'."""
+    return re.sub(r"TrainConfig\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"), str(error))
+
+
+def _set_threads(args) -> None:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CLIError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+
+
+def _until(args, cfg: TrainConfig, step: int) -> int | None:
+    if args.until is not None and not step < args.until <= cfg.steps:
+        raise CLIError(f"--until must be in ({step}, --steps = {cfg.steps}], got {args.until}")
+    return args.until
+
+
+def _check_device(device: str) -> None:
+    try:
+        resolve_device(device)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+
+
+def _check_tokens(cfg: TrainConfig, train_tokens, val_tokens) -> None:
+    for name, tokens in (("training", train_tokens), ("validation", val_tokens)):
+        if len(tokens) < cfg.context_length + 1:
+            raise CLIError(f"the {name} text has {len(tokens)} tokens, fewer than --context-length + 1 "
+                           f"= {cfg.context_length + 1}")
+
+
+def _build(config: dict):
+    from .models import build_model
+    try:
+        return build_model(config)
+    except (TypeError, ValueError) as e:
+        raise CLIError(f"model config: {e}") from None
+
+
+def cmd_train(args) -> int:
+    out = Path(args.out)
+    if (out / TRAIN_STATE).exists() and not args.overwrite:
+        raise CLIError(f"{out} already holds a checkpoint: continue it with 'resume {out}', "
+                       "or pass --overwrite to start again")
+    try:
+        cfg = TrainConfig(**{name: getattr(args, name) for name in TRAIN_HELP}, out_dir=str(out))
+    except ValueError as e:
+        raise CLIError(_as_option(e)) from None
+    until = _until(args, cfg, 0)
+    _check_device(cfg.device)
+    _build(_model_config(args, 2, cfg.context_length))  # check the model config before the slow part
+    data = _data_settings(args)
+    train_text, val_text = _load_texts(data)
+    try:
+        tokenizer = _fit_tokenizer(data, train_text)
+    except ValueError as e:
+        raise CLIError(f"tokenizer: {e}") from None
+    train_tokens, val_tokens, chars_per_token = _tokens(tokenizer, train_text, val_text)
+    _check_tokens(cfg, train_tokens, val_tokens)
+    torch.manual_seed(cfg.seed)  # the model's initialisation
+    model = _build(_model_config(args, tokenizer.vocab_size, cfg.context_length))
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"{args.model}: {n_params:,} parameters; {len(train_tokens):,} training and "
+          f"{len(val_tokens):,} validation tokens ({tokenizer.vocab_size} ids); {cfg.steps} updates of "
+          f"{cfg.batch_size} x {cfg.context_length} tokens -> {out}")
+    train(model, train_tokens, val_tokens, cfg, until=until, chars_per_token=chars_per_token,
+          tokenizer=tokenizer, extra={"data": data}, on_record=_print_record,
+          progress=not args.no_progress)
+    print(f"saved {out}")
+    return 0
+
+
+def cmd_resume(args) -> int:
+    ck = load_checkpoint(args.run)
+    if ck.tokenizer is None or "data" not in ck.extra:
+        raise CheckpointError(f"{args.run}: no tokenizer or data settings (not written by 'train')")
+    changes = {"out_dir": str(Path(args.run))}
+    if args.steps is not None:
+        changes["steps"] = args.steps
+    if args.device is not None:
+        changes["device"] = args.device
+    try:
+        cfg = dataclasses.replace(ck.train_config, **changes)
+    except ValueError as e:
+        raise CLIError(_as_option(e)) from None
+    if cfg.steps <= ck.state.step:
+        raise CLIError(f"{args.run} is already at step {ck.state.step}; pass --steps N with N > "
+                       f"{ck.state.step} to train further")
+    until = _until(args, cfg, ck.state.step)
+    _check_device(cfg.device)
+    train_text, val_text = _load_texts(ck.extra["data"])
+    train_tokens, val_tokens, chars_per_token = _tokens(ck.tokenizer, train_text, val_text)
+    _check_tokens(cfg, train_tokens, val_tokens)
+    print(f"resuming {args.run} at step {ck.state.step} of {cfg.steps}")
+    train(ck.model, train_tokens, val_tokens, cfg, state=ck.state, until=until,
+          chars_per_token=chars_per_token, tokenizer=ck.tokenizer, extra=ck.extra,
+          on_record=_print_record, progress=not args.no_progress)
+    print(f"saved {args.run}")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    ck = load_checkpoint(args.run)
+    if ck.tokenizer is None:
+        raise CheckpointError(f"{args.run}: no tokenizer.json, cannot encode the prompt")
+    if not args.prompt:
+        raise CLIError("--prompt must not be empty")
+    try:
+        device = resolve_device(args.device)
+        model = ck.model.to(device)
+        prompt = ck.tokenizer.encode(args.prompt)
+        idx = torch.tensor([prompt], dtype=torch.long, device=device)  # (1, S0)
+        generator = torch.Generator(device=device).manual_seed(args.seed)
+        out = model.generate(idx, args.max_new_tokens, temperature=args.temperature,
+                             top_k=args.top_k or None, generator=generator,
+                             progress=not args.no_progress)  # (1, S0 + max_new_tokens)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    print(args.prompt + ck.tokenizer.decode(out[0, idx.shape[1]:]))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "resume": cmd_resume, "generate": cmd_generate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (argparse exits with 2 on a bad option)."""
+    args = _parser().parse_args(argv)
+    try:
+        _set_threads(args)
+        return COMMANDS[args.command](args)
+    except (CLIError, CheckpointError) as e:
+        print(f"{PROG} {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except FloatingPointError as e:  # training diverged
+        print(f"{PROG} {args.command}: error: {e} (the last checkpoint is in the run directory)",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted (the last checkpoint is in the run directory)",
+              file=sys.stderr)
+        return 130
