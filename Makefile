@@ -88,7 +88,7 @@ ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_N
 test: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(ONE_THREAD) $(BIN)/pytest -n 2 tests
-	$(ONE_THREAD) $(BIN)/pytest -n 2 --nbmake --nbmake-timeout=600 book/chapters
+	$(ONE_THREAD) $(BIN)/pytest -n 2 --nbmake --nbmake-timeout=300 book/chapters
 
 # Extra arguments for JupyterLab, e.g. `make lab LAB_ARGS="--no-browser --port 8890"`. Inside a container
 # running as root, JupyterLab refuses to start without --allow-root, so it is added for uid 0.
