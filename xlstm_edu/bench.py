@@ -118,40 +118,54 @@ def _limit(name, table):
 
 
 def bench_mlstm(sizes=(256, 1024, 4096, 16384), repeats=7, backward=True, device="cpu",
-                max_seconds=20.0, chunk_size=64):
-    """Forward (and forward+backward) medians in ms for every form at each S. Returns rows."""
+                max_seconds=20.0, chunk_size=64, only=None, rounds=3):
+    """Forward (and forward+backward) times in ms for every form at each S. Returns rows.
+
+    Each figure is the median over ``rounds`` rounds of a median of ``repeats`` calls; a round
+    visits every implementation in turn, so a burst of load elsewhere hits all of them alike.
+    ``only``: keep the implementations whose name contains this text (e.g. "chunkwise"). Large
+    parallel-form runs leave the allocator with fragmented memory that slows whatever runs next,
+    so compare the chunkwise forms in a process of their own.
+    """
+    impls = {name: impl for name, impl in _mlstm_impls(chunk_size, device).items()
+             if only is None or only in name}
+    sync = torch.cuda.synchronize if device != "cpu" else (lambda: None)
     rows = []
-    impls = _mlstm_impls(chunk_size, device)
     for S in sizes:
         inputs = mlstm_inputs(S=S, device=device)
-        for name, (kind, fn) in impls.items():
-            s_max = _limit(name, _MAX_S)
-            if (s_max is not None and S > s_max) or (kind == "numpy" and device != "cpu"):
-                continue
-            args = tuple(x.cpu().numpy() for x in inputs) if kind == "numpy" else inputs
-            sync = torch.cuda.synchronize if device != "cpu" else (lambda: None)
+        grad_inputs = tuple(x.detach().requires_grad_(True) for x in inputs)
+        samples = {}
+        for _ in range(rounds):
+            for name, (kind, fn) in impls.items():
+                s_max = _limit(name, _MAX_S)
+                if (s_max is not None and S > s_max) or (kind == "numpy" and device != "cpu"):
+                    continue
+                args = tuple(x.cpu().numpy() for x in inputs) if kind == "numpy" else inputs
 
-            def fwd(fn=fn, args=args, sync=sync):
-                with torch.no_grad():
-                    fn(*args)
-                sync()
-
-            if device != "cpu":
-                torch.cuda.reset_peak_memory_stats()
-            row = {"S": S, "impl": name, "fwd_ms": 1e3 * median_time(
-                fwd, repeats=repeats, max_seconds=max_seconds)}
-            if device != "cpu":
-                row["fwd_peak_MiB"] = torch.cuda.max_memory_allocated() / 2**20
-            s_max_b = _limit(name, _MAX_S_BACKWARD)
-            if backward and kind == "torch" and (s_max_b is None or S <= s_max_b):
-                grad_inputs = tuple(x.detach().requires_grad_(True) for x in inputs)
-
-                def fwd_bwd(fn=fn, args=grad_inputs, sync=sync):
-                    fn(*args).sum().backward()
+                def fwd(fn=fn, args=args):
+                    with torch.no_grad():
+                        fn(*args)
                     sync()
 
-                row["fwd_bwd_ms"] = 1e3 * median_time(
-                    fwd_bwd, repeats=repeats, max_seconds=max_seconds)
+                if device != "cpu":
+                    torch.cuda.reset_peak_memory_stats()
+                sample = samples.setdefault(name, {"fwd_ms": [], "fwd_bwd_ms": []})
+                sample["fwd_ms"].append(1e3 * median_time(fwd, repeats=repeats,
+                                                          max_seconds=max_seconds))
+                if device != "cpu":
+                    sample["fwd_peak_MiB"] = [torch.cuda.max_memory_allocated() / 2**20]
+                s_max_b = _limit(name, _MAX_S_BACKWARD)
+                if backward and kind == "torch" and (s_max_b is None or S <= s_max_b):
+
+                    def fwd_bwd(fn=fn, grad_inputs=grad_inputs):
+                        fn(*grad_inputs).sum().backward()
+                        sync()
+
+                    sample["fwd_bwd_ms"].append(1e3 * median_time(
+                        fwd_bwd, repeats=repeats, max_seconds=max_seconds))
+        for name, sample in samples.items():
+            row = {"S": S, "impl": name}
+            row.update({key: statistics.median(vals) for key, vals in sample.items() if vals})
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     return rows
@@ -329,9 +343,11 @@ def main(argv=None):
     pm = sub.add_parser("mlstm", help="mLSTM forms vs the official kernels: time vs S")
     pm.add_argument("--sizes", default="256,1024,4096,16384")
     pm.add_argument("--repeats", type=int, default=7)
+    pm.add_argument("--rounds", type=int, default=3)
     pm.add_argument("--no-backward", action="store_true")
     pm.add_argument("--device", default="cpu")
     pm.add_argument("--chunk-size", type=int, default=64)
+    pm.add_argument("--only", default=None, help="only implementations whose name contains this")
     sub.add_parser("recurrent", help="numba vs numpy loop vs torch loop (sLSTM, mLSTM), S=1024")
     sub.add_parser("matmul", help="GFLOP/s of a 2048^2 float32 matmul")
     sub.add_parser("agreement", help="max differences vs torch.nn.LSTM and the official kernels")
@@ -371,7 +387,8 @@ def main(argv=None):
         sizes = tuple(int(s) for s in args.sizes.split(","))
         ceiling = matmul_gflops() if args.device == "cpu" else float("nan")
         rows = bench_mlstm(sizes, repeats=args.repeats, backward=not args.no_backward,
-                           device=args.device, chunk_size=args.chunk_size)
+                           device=args.device, chunk_size=args.chunk_size, only=args.only,
+                           rounds=args.rounds)
         columns = ["S", "impl", "fwd_ms", "fwd_bwd_ms"]
         if args.device != "cpu":
             columns.append("fwd_peak_MiB")
