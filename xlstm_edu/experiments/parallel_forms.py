@@ -87,12 +87,7 @@ def parallel_with(log_decay_fn, q, k, v, igate_preact, fgate_preact, eps=1e-6):
     ``log_decay_fn(log_fgate, igate_preact) -> log D`` is :func:`xlstm_edu.mlstm.log_decay_matrix`
     (the package's) or :func:`xlstm_edu.mlstm.log_decay_matrix_cumsum_difference`.
     """
-    DHQK = q.shape[-1]
-    log_d = log_decay_fn(F.logsigmoid(fgate_preact), igate_preact)  # (B, NH, S, S)
-    m = log_d.amax(dim=-1, keepdim=True)  # (B, NH, S, 1)
-    c_tilde = (q @ k.transpose(-1, -2)) * (DHQK**-0.5) * torch.exp(log_d - m)  # (B, NH, S, S)
-    normalizer = torch.maximum(c_tilde.sum(-1, keepdim=True).abs(), torch.exp(-m))
-    return (c_tilde / (normalizer + eps)) @ v
+    return mlstm.parallel_torch(q, k, v, igate_preact, fgate_preact, eps, log_decay_fn=log_decay_fn)
 
 
 #: The two constructions of ``log D`` compared by :func:`float32_pitfall`.

@@ -71,10 +71,15 @@ def parallel_numpy(q, k, v, igate_preact, fgate_preact, eps=1e-6):
     return (c_tilde / (normalizer + eps)) @ v
 
 
-def parallel_torch(q, k, v, igate_preact, fgate_preact, eps=1e-6):
-    """Parallel form in torch (differentiable, any device/dtype). Returns ``h (B, NH, S, DHV)``."""
+def parallel_torch(q, k, v, igate_preact, fgate_preact, eps=1e-6, log_decay_fn=None):
+    """Parallel form in torch (differentiable, any device/dtype). Returns ``h (B, NH, S, DHV)``.
+
+    ``log_decay_fn(log_fgate, igate_preact) -> log D`` defaults to :func:`log_decay_matrix`; the
+    book passes :func:`log_decay_matrix_cumsum_difference` to show its float32 error.
+    """
     DHQK = q.shape[-1]
-    log_d = log_decay_matrix(F.logsigmoid(fgate_preact), igate_preact)  # (B, NH, S, S)
+    log_decay_fn = log_decay_matrix if log_decay_fn is None else log_decay_fn
+    log_d = log_decay_fn(F.logsigmoid(fgate_preact), igate_preact)  # (B, NH, S, S)
     m = log_d.amax(dim=-1, keepdim=True)  # (B, NH, S, 1)
     c_tilde = (q @ k.transpose(-1, -2)) * (DHQK**-0.5) * torch.exp(log_d - m)  # (B, NH, S, S)
     normalizer = torch.maximum(c_tilde.sum(-1, keepdim=True).abs(), torch.exp(-m))
