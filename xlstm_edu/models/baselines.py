@@ -29,10 +29,9 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import trange
 
 from ..lstm import LSTM
-from .xlstm_lm import sample_next_token  # one sampler for every model of the package
+from .xlstm_lm import generate_tokens  # one sampler for every model
 
 __all__ = [
     "LSTMLMConfig",
@@ -145,24 +144,10 @@ class _LanguageModel(nn.Module):
         return self._generate(idx, max_new_tokens, temperature, top_k, generator, progress, True)
 
     def _generate(self, idx, max_new_tokens, temperature, top_k, generator, progress, use_cache):
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}")
-        self._check_tokens(idx, 2, "(B, S0)")
-        if max_new_tokens == 0:
-            return idx.clone()
-        was_training = self.training
-        self.eval()
-        try:
-            logits, state = self._generation_start(idx, use_cache)  # (B, V)
-            new_tokens = []
-            for t in trange(max_new_tokens, disable=not progress, desc="generate"):
-                token = sample_next_token(logits, temperature, top_k, generator)  # (B,)
-                new_tokens.append(token)
-                if t + 1 < max_new_tokens:
-                    logits, state = self._generation_next(token, state)  # (B, V)
-        finally:
-            self.train(was_training)
-        return torch.cat([idx, torch.stack(new_tokens, dim=1).to(idx.dtype)], dim=1)
+        return generate_tokens(self, idx, max_new_tokens,
+                               lambda idx: self._generation_start(idx, use_cache),
+                               self._generation_next, temperature=temperature, top_k=top_k,
+                               generator=generator, progress=progress)
 
 
 # --- LSTM -------------------------------------------------------------------------------------------

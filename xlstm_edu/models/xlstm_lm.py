@@ -155,26 +155,13 @@ class xLSTMLM(nn.Module):
         token costs one ``step`` (memory constant in the length). Runs in eval mode (no dropout) and
         restores the previous mode. ``generator`` makes sampling reproducible; ``top_k=1`` is greedy.
         """
-        _check_sampling(temperature, top_k)
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}")
-        self._check_tokens(idx, 2, "(B, S0)")
-        if max_new_tokens == 0:
-            return idx.clone()
-        was_training = self.training
-        self.eval()
-        try:
-            logits, state = self(idx, return_state=True)
-            logits = logits[:, -1]  # (B, V): prediction after the prompt
-            new_tokens = []
-            for t in trange(max_new_tokens, disable=not progress, desc="generate"):
-                token = sample_next_token(logits, temperature, top_k, generator)  # (B,)
-                new_tokens.append(token)
-                if t + 1 < max_new_tokens:
-                    logits, state = self.step(token, state)
-        finally:
-            self.train(was_training)
-        return torch.cat([idx, torch.stack(new_tokens, dim=1).to(idx.dtype)], dim=1)
+        def read_prompt(idx):
+            logits, state = self(idx, return_state=True)  # (B, S0, V)
+            return logits[:, -1], state
+
+        return generate_tokens(self, idx, max_new_tokens, read_prompt, self.step,
+                               temperature=temperature, top_k=top_k, generator=generator,
+                               progress=progress)
 
     def load_official_state_dict(self, official_state_dict: dict) -> xLSTMLM:
         """Copy the weights of an official ``xlstm.xLSTMLMModel`` (its ``state_dict()``).
@@ -205,3 +192,34 @@ class xLSTMLM(nn.Module):
             for key, value in mapped.items():
                 ours[key].copy_(value)
         return self
+
+
+@torch.no_grad()
+def generate_tokens(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, read_prompt, next_logits,
+                    *, temperature: float = 1.0, top_k: int | None = None,
+                    generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
+    """The sampling loop shared by every language model of the package.
+
+    ``read_prompt(idx (B, S0)) -> (logits (B, V), state)`` reads the prompt; ``next_logits(token (B,),
+    state) -> (logits, state)`` appends one token. Runs ``model`` in eval mode (no dropout) and
+    restores its mode. Returns ``(B, S0 + max_new_tokens)``.
+    """
+    _check_sampling(temperature, top_k)
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}")
+    model._check_tokens(idx, 2, "(B, S0)")
+    if max_new_tokens == 0:
+        return idx.clone()
+    was_training = model.training
+    model.eval()
+    try:
+        logits, state = read_prompt(idx)  # (B, V): prediction after the prompt
+        new_tokens = []
+        for t in trange(max_new_tokens, disable=not progress, desc="generate"):
+            token = sample_next_token(logits, temperature, top_k, generator)  # (B,)
+            new_tokens.append(token)
+            if t + 1 < max_new_tokens:
+                logits, state = next_logits(token, state)  # (B, V)
+    finally:
+        model.train(was_training)
+    return torch.cat([idx, torch.stack(new_tokens, dim=1).to(idx.dtype)], dim=1)
