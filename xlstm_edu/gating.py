@@ -9,8 +9,12 @@ stabilizer state ``m_t`` (Beck et al. 2024, eq. 15-17)::
     f'_t = exp(log f_t + m_{t-1} - m_t)
 
 ``i'`` and ``f'`` are at most 1, so nothing overflows; the states are scaled by ``exp(-m_t)`` and every
-output is unchanged in exact arithmetic. The same formulas appear three times below: numpy/torch
-(array code) and numba (scalar code used inside the compiled cell loops).
+output is unchanged in exact arithmetic. The mLSTM reads its memory out through the stabilized
+normalizer :func:`normalizer` (the paper's ``max(|n^T q|, 1)`` in the same scaled units).
+
+Every formula is written once for arrays (numpy or torch, chosen by the input) and, by design, once
+more as a scalar numba function (``*_scalar``) for the compiled cell loops; the tests check each
+pair equal.
 """
 
 from __future__ import annotations
@@ -21,6 +25,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from numba import njit
+
+
+def sigmoid(x):
+    """``1 / (1 + exp(-x))`` without overflow, for numpy arrays (dtype kept) or torch tensors."""
+    if isinstance(x, torch.Tensor):
+        return torch.sigmoid(x)
+    x = np.asarray(x)
+    return np.exp(-np.logaddexp(0.0, -x)).astype(x.dtype if x.dtype.kind == "f" else np.float64,
+                                                  copy=False)
 
 
 def log_sigmoid(x):
@@ -45,6 +58,17 @@ def stabilized_gates(igate_preact, log_fgate, m_prev):
     return np.exp(igate_preact - m_new), np.exp(logf_plus_m - m_new), m_new
 
 
+def normalizer(qn, m, eps):
+    """The mLSTM readout denominator ``max(|q . n|, exp(-m)) + eps`` (numpy or torch).
+
+    ``qn`` is ``q . n`` in stabilized units (``n`` scaled by ``exp(-m)``): the floor ``exp(-m)`` is the
+    paper's ``1`` in those units. ``eps`` sits outside the max, as in the official ``mlstm_kernels``.
+    """
+    if isinstance(qn, torch.Tensor):
+        return torch.maximum(qn.abs(), torch.exp(-m)) + eps
+    return np.maximum(np.abs(qn), np.exp(-m)) + eps
+
+
 def unstabilized_gates(igate_preact, fgate_preact):
     """The textbook gates ``(exp(igate_preact), sigmoid(fgate_preact))``: overflow for large inputs.
 
@@ -52,12 +76,18 @@ def unstabilized_gates(igate_preact, fgate_preact):
     the cells.
     """
     if isinstance(igate_preact, torch.Tensor):
-        return torch.exp(igate_preact), torch.sigmoid(fgate_preact)
+        return torch.exp(igate_preact), sigmoid(fgate_preact)
     with np.errstate(over="ignore"):
-        return np.exp(igate_preact), 1.0 / (1.0 + np.exp(-fgate_preact))
+        return np.exp(igate_preact), sigmoid(fgate_preact)
 
 
 # --- numba scalar versions, called from the compiled cell loops ------------------------------------
+
+
+@njit(cache=True, inline="always")
+def sigmoid_scalar(x):
+    """Scalar :func:`sigmoid` for numba code."""
+    return 1.0 / (1.0 + math.exp(-x))
 
 
 @njit(cache=True, inline="always")
@@ -74,3 +104,9 @@ def stabilized_gates_scalar(igate_preact, log_fgate, m_prev):
     logf_plus_m = log_fgate + m_prev
     m_new = max(logf_plus_m, igate_preact)
     return math.exp(igate_preact - m_new), math.exp(logf_plus_m - m_new), m_new
+
+
+@njit(cache=True, inline="always")
+def normalizer_scalar(qn, m, eps):
+    """Scalar :func:`normalizer` for numba code."""
+    return max(abs(qn), math.exp(-m)) + eps

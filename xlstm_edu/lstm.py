@@ -20,18 +20,15 @@ from torch import nn
 
 from ._checks import backend_of, check_float, check_ndim, check_same_dtype, check_shape
 from ._numba import call_with_threads
-
-
-def _sigmoid_numpy(x):
-    return np.exp(-np.logaddexp(0.0, -x)).astype(x.dtype, copy=False)
+from .gating import sigmoid, sigmoid_scalar
 
 
 def step_numpy(h, c, x_proj, W_hh):
     """One LSTM step. h, c ``(B, H)``; x_proj = ``W_ih x + b_ih + b_hh`` ``(B, 4H)``."""
     gates = x_proj + h @ W_hh.T  # (B, 4H)
     i, f, g, o = np.split(gates, 4, axis=-1)  # each (B, H)
-    c = _sigmoid_numpy(f) * c + _sigmoid_numpy(i) * np.tanh(g)
-    h = _sigmoid_numpy(o) * np.tanh(c)
+    c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+    h = sigmoid(o) * np.tanh(c)
     return h, (h, c)
 
 
@@ -74,10 +71,10 @@ def _recurrent_numba(x_proj, W_hh, h_state, c_state):
                     acc += W_hh[r, j] * h[j]
                 gates[r] = acc
             for j in range(H):
-                i = 1.0 / (1.0 + math.exp(-gates[j]))
-                f = 1.0 / (1.0 + math.exp(-gates[H + j]))
+                i = sigmoid_scalar(gates[j])
+                f = sigmoid_scalar(gates[H + j])
                 g = math.tanh(gates[2 * H + j])
-                o = 1.0 / (1.0 + math.exp(-gates[3 * H + j]))
+                o = sigmoid_scalar(gates[3 * H + j])
                 c[j] = f * c[j] + i * g
                 h[j] = o * math.tanh(c[j])
                 out[b, t, j] = h[j]
@@ -175,8 +172,18 @@ class LSTM(nn.Module):
 
     @classmethod
     def from_torch(cls, lstm: nn.LSTM) -> LSTM:
+        """The same weights as a one-layer, unidirectional, batch-first ``torch.nn.LSTM``.
+
+        A ``batch_first=False`` module reads ``(S, B, D_in)``; ours reads ``(B, S, D_in)``, so the two
+        would give different outputs on the same tensor: such a module is refused.
+        """
+        if not isinstance(lstm, nn.LSTM):
+            raise ValueError(f"lstm must be a torch.nn.LSTM, got {type(lstm).__name__}")
         if lstm.num_layers != 1 or lstm.bidirectional or lstm.proj_size:
             raise ValueError("only one-layer, unidirectional torch.nn.LSTM without proj_size")
+        if not lstm.batch_first:
+            raise ValueError("lstm must be built with batch_first=True: xlstm_edu.lstm.LSTM reads "
+                             "(B, S, D_in), a batch_first=False module reads (S, B, D_in)")
         module = cls(lstm.input_size, lstm.hidden_size, bias=lstm.bias)
         with torch.no_grad():
             module.weight_ih.copy_(lstm.weight_ih_l0)

@@ -26,7 +26,14 @@ from numba import njit, prange
 
 from ._checks import backend_of, check_float, check_ndim, check_same_dtype, check_shape
 from ._numba import call_with_threads
-from .gating import log_sigmoid, log_sigmoid_scalar, stabilized_gates, stabilized_gates_scalar
+from .gating import (
+    log_sigmoid,
+    log_sigmoid_scalar,
+    sigmoid,
+    sigmoid_scalar,
+    stabilized_gates,
+    stabilized_gates_scalar,
+)
 
 GATES = ("i", "f", "z", "o")
 
@@ -41,10 +48,6 @@ def zero_state(B, NH, DH, like):
     return (*zeros, np.full((B, NH, DH), -np.inf, like.dtype))
 
 
-def _sigmoid_numpy(x):
-    return np.exp(-np.logaddexp(0.0, -x)).astype(x.dtype, copy=False)
-
-
 def step_numpy(h, c, n, m, igate_preact, fgate_preact, zgate_preact, ogate_preact, R=None):
     """One sLSTM step in numpy. States and pre-activations ``(B, NH, DH)``; R ``(NH, DH, 4, DH)``.
 
@@ -57,7 +60,7 @@ def step_numpy(h, c, n, m, igate_preact, fgate_preact, zgate_preact, ogate_preac
     i_act, f_act, m = stabilized_gates(raw[0], log_sigmoid(raw[1]), m)
     c = f_act * c + i_act * np.tanh(raw[2])
     n = f_act * n + i_act
-    h = _sigmoid_numpy(raw[3]) * c / n
+    h = sigmoid(raw[3]) * c / n
     return h, (h, c, n, m)
 
 
@@ -81,14 +84,14 @@ def recurrent_unstabilized_numpy(igate_preact, fgate_preact, zgate_preact, ogate
     """
     with np.errstate(over="ignore", invalid="ignore"):
         i_act = np.exp(igate_preact)
-        f_act = _sigmoid_numpy(fgate_preact)
+        f_act = sigmoid(fgate_preact)
         c = np.zeros_like(igate_preact[:, :, 0])
         n = np.zeros_like(c)
         out = np.empty_like(igate_preact)
         for t in range(igate_preact.shape[2]):
             c = f_act[:, :, t] * c + i_act[:, :, t] * np.tanh(zgate_preact[:, :, t])
             n = f_act[:, :, t] * n + i_act[:, :, t]
-            out[:, :, t] = _sigmoid_numpy(ogate_preact[:, :, t]) * c / n
+            out[:, :, t] = sigmoid(ogate_preact[:, :, t]) * c / n
     return out
 
 
@@ -118,7 +121,7 @@ def _recurrent_numba(pre, R, h_state, c_state, n_state, m_state, NH, has_R):
                     raw[0, d], log_sigmoid_scalar(raw[1, d]), m[d])
                 c[d] = f_act * c[d] + i_act * math.tanh(raw[2, d])
                 n[d] = f_act * n[d] + i_act
-                h[d] = c[d] / n[d] / (1.0 + math.exp(-raw[3, d]))
+                h[d] = sigmoid_scalar(raw[3, d]) * c[d] / n[d]
                 out[bh, t, d] = h[d]
     return out
 

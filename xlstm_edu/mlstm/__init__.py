@@ -10,6 +10,7 @@ All three take ``q, k (B, NH, S, DHQK)``, ``v (B, NH, S, DHV)`` and gate pre-act
 
 import torch
 
+from ._validate import validate_step
 from .chunkwise_form import chunkwise, chunkwise_numpy, chunkwise_torch
 from .parallel_form import (
     log_decay_matrix,
@@ -38,8 +39,11 @@ __all__ = [
 def step(c_state, n_state, m_state, q, k, v, igate_preact, fgate_preact, *, eps=1e-6):
     """One recurrent step: q, k ``(B, NH, DHQK)``, v ``(B, NH, DHV)``, gates ``(B, NH)``.
 
-    Returns ``h (B, NH, DHV), (c_state, n_state, m_state)``; torch or numpy like the inputs.
+    Returns ``h (B, NH, DHV), (c_state, n_state, m_state)``; torch or numpy like the inputs. The
+    state comes from :func:`zero_state` (or a form's ``return_state``); ``m_state = -inf`` is the
+    empty state the blocks use.
     """
+    validate_step(c_state, n_state, m_state, q, k, v, igate_preact, fgate_preact)
     if isinstance(q, torch.Tensor):
         return step_torch(c_state, n_state, m_state, q, k, v, igate_preact, fgate_preact, eps)
     return step_numpy(c_state, n_state, m_state, q, k, v, igate_preact, fgate_preact, eps)

@@ -11,6 +11,15 @@ Between chunks the memory is updated once per chunk::
 Any ``S`` and any ``chunk_size >= 1`` work: the last chunk may be shorter. ``chunk_size=1`` is the
 recurrent form, ``chunk_size >= S`` the parallel form plus the initial state.
 
+Every log decay is summed over exactly its own terms, never formed as a difference of two
+cumulative sums such as ``b_l - b_s`` or ``g - b_j``: with hard forget gates (``log f = -700`` per
+step) ``b`` reaches thousands within a chunk, where float32 numbers are about ``1e-4`` to ``1e-3``
+apart, and the small differences that decide the weights would inherit that error (the pitfall of
+:func:`~xlstm_edu.mlstm.log_decay_matrix_cumsum_difference`, chapter 06). So the intra-chunk
+``log D`` is the masked cumulative sum of :func:`~xlstm_edu.mlstm.log_decay_matrix`, ``a_j`` a
+reverse cumulative sum, and ``b_l``, ``g`` plain cumulative sums (``log f <= 0``: their partial sums
+only grow, nothing cancels).
+
 :func:`chunkwise_numpy` is the reference (a loop over chunks). :func:`chunkwise_torch` is the fast
 form: no per-chunk Python work; all chunks go through batched matrix products at once, and the
 chunk-to-chunk memory recurrence is itself solved in parallel form over groups of chunks.
@@ -25,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_positive_int
-from ..gating import log_sigmoid
+from ..gating import log_sigmoid, normalizer
 from ._validate import validate_qkv_gates
 from .parallel_form import log_decay_matrix
 from .recurrent_form import zero_state
@@ -59,7 +68,7 @@ def _chunk_numpy(q, k, v, igate_preact, log_fgate, c_state, n_state, m_state, ep
     s_inter = np.exp(log_inter - m_out)  # (B, NH, Lc)
     num = p @ v + s_inter[..., None] * (q @ c_state)  # (B, NH, Lc, DHV)
     den = p.sum(-1) + s_inter * np.einsum("bhld,bhd->bhl", q, n_state)  # (B, NH, Lc)
-    h = num / (np.maximum(np.abs(den), np.exp(-m_out)) + eps)[..., None]
+    h = num / normalizer(den, m_out, eps)[..., None]
     # memory update to the end of the chunk
     g = b[..., -1]  # (B, NH)
     a = _reverse_exclusive_cumsum(log_fgate) + igate_preact  # (B, NH, Lc)
@@ -94,7 +103,9 @@ def _chunk_states_torch(dc, g, alpha, c_state, m_state):
 
     The chunk recurrence ``C_{k+1} = exp(g_k + m_k - m_{k+1}) C_k + exp(alpha_k - m_{k+1}) dC_k``
     has the same shape as the mLSTM recurrence itself (forget ``g``, input ``alpha``, "value"
-    ``dC``), so it is solved in parallel form, over groups of :data:`CHUNK_GROUP` chunks.
+    ``dC``), so it is solved in parallel form, over groups of :data:`CHUNK_GROUP` chunks. Its log
+    weights need no differences either: ``log_decay_matrix`` sums each entry's own ``g`` terms, and
+    ``cumsum(g) + m_state`` adds terms of one sign (``g <= 0``) and then the state once.
 
     dc ``(B, NH, NC, DHQK, DV)``, g, alpha ``(B, NH, NC)``, c_state ``(B, NH, DHQK, DV)``,
     m_state ``(B, NH)``. Returns c ``(B, NH, NC + 1, DHQK, DV)`` and m ``(B, NH, NC + 1)``:
@@ -118,14 +129,57 @@ def _chunk_states_torch(dc, g, alpha, c_state, m_state):
     return torch.cat(cs, dim=2).reshape(B, NH, NC + 1, DHQK, DV), torch.cat(ms, dim=2)
 
 
+class _ChunkLogDecay(torch.autograd.Function):
+    """``log D`` of every chunk: gates ``(..., L)`` -> ``(..., L, L)``, like :func:`log_decay_matrix`.
+
+    Entry ``(l, s)`` is ``sum_{r=s+1..l} log f_r + i_s`` on and below the diagonal, ``-inf`` above.
+
+    Forward: the masked cumulative sum of :func:`log_decay_matrix` (each entry sums exactly its own
+    terms, so it is accurate in float32 however hard the gates), with float 0/1 and 0/-inf masks,
+    which are much cheaper than ``torch.where`` with a broadcast boolean mask.
+
+    Backward: in exact arithmetic the entry is ``b_l - b_s + i_s`` with ``b = cumsum(log f)``, so the
+    gradient is the one of that cheap form: row sums minus column sums of the incoming gradient for
+    ``b``, then a reverse cumulative sum over ``L`` steps for ``log f``: a masking pass and two
+    reductions of each ``L x L`` matrix instead of autograd's reverse cumulative sum of all of them.
+    (Rounding in a gradient only costs it relative precision; the cancellation that hurts is in the
+    exponents, and those come from the forward.)
+    """
+
+    @staticmethod
+    def forward(ctx, log_fgate, igate_preact):
+        L = log_fgate.shape[-1]
+        ones = torch.ones(L, L, dtype=log_fgate.dtype, device=log_fgate.device)
+        strict_lower = ones.tril(-1)  # 1 where r > s
+        upper_inf = torch.zeros_like(ones).masked_fill_(ones.triu(1) > 0, -math.inf)  # -inf where s > l
+        # entry (r, s) = log f_r for r > s; cumsum down the columns gives sum_{r=s+1..l} log f_r
+        log_d = (log_fgate[..., :, None] * strict_lower).cumsum_(-2)  # (..., L, L)
+        return log_d.add_(igate_preact[..., None, :]).add_(upper_inf)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.tril()  # (..., L, L); above the diagonal the entries are a constant -inf
+        grad_igate = grad.sum(-2)  # (..., L): i_s is in every entry of column s
+        grad_b = grad.sum(-1) - grad_igate  # (..., L): + b_l in row l, - b_s in column s
+        grad_fgate = grad_b.flip(-1).cumsum(-1).flip(-1)  # b_l = sum_{r<=l} log f_r
+        return grad_fgate, grad_igate
+
+
 def _chunks_torch(q, k, v, igate_preact, log_fgate, L, c_state, n_state, m_state, eps):
     """Chunkwise form for ``S`` a multiple of ``L``. Returns ``h, (c, n, m)``.
 
     The normalizer state rides along as an extra column of the memory: with ``v_ext = [v, 1]``,
     ``C_ext = sum k v_ext^T = [C | n]``, so one matrix product yields numerator and denominator.
-    Inside a chunk the log decay is the difference ``b_l - b_s`` of chunk-local cumulative sums
-    (at most ``L`` terms each), and the row stabilizer comes from a running max, without an
-    ``L x L`` pass: ``max_s (b_l - b_s + i_s) = b_l + cummax_s (i_s - b_s)``.
+
+    The log decays are accurate in float32 however hard the gates: inside a chunk ``log D`` comes
+    from the masked cumulative sum (:class:`_ChunkLogDecay`, one ``L x L`` matrix per chunk), the
+    chunk-end weights ``a_j`` from a reverse cumulative sum, and ``b_l`` (decay from the chunk start
+    to ``l``, for the carried memory) from a cumulative sum of terms of one sign. The row stabilizer
+    only has to be near the row maximum: a shift common to a row cancels between numerator and
+    denominator (``den`` is compared with ``exp(-m_out)``, shifted alike), so it comes from a running
+    max without an ``L x L`` pass, ``max_s (b_l - b_s + i_s) = b_l + cummax_s (i_s - b_s)``. Rounding
+    in ``b`` can put it a few float32 steps of ``b`` off the true maximum (under 0.01 for ``log f``
+    down to -1e3 and ``L = 64``): that only shifts the whole row, which changes no output.
     """
     B, NH, S, DHQK = q.shape
     DHV = v.shape[-1]
@@ -136,36 +190,36 @@ def _chunks_torch(q, k, v, igate_preact, log_fgate, L, c_state, n_state, m_state
     v_ext = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)  # (B, NH, S, DHV + 1)
     vc = v_ext.reshape(B, NH, NC, L, DHV + 1)
     ic = igate_preact.reshape(B, NH, NC, L)
-    b = log_fgate.reshape(B, NH, NC, L).cumsum(-1)  # (B, NH, NC, L) decay from chunk start to l
+    lfc = log_fgate.reshape(B, NH, NC, L)
+    b = lfc.cumsum(-1)  # (B, NH, NC, L) decay from chunk start to l
     g = b[..., -1]  # (B, NH, NC) decay over the whole chunk
 
     # each chunk's own contribution to the memory at its end, stabilized by its own max alpha
-    a = g[..., None] - b + ic  # (B, NH, NC, L) log weight of step j in the chunk-end memory
+    a = _reverse_exclusive_cumsum(lfc) + ic  # (B, NH, NC, L) log weight of step j at the chunk end
     alpha = a.amax(-1)  # (B, NH, NC)
     kw = kc * torch.exp(a - alpha[..., None])[..., None]  # (B, NH, NC, L, DHQK)
     dc = kw.transpose(-1, -2) @ vc  # (B, NH, NC, DHQK, DHV + 1)
     c_ext = torch.cat([c_state, n_state[..., None]], dim=-1)  # (B, NH, DHQK, DHV + 1)
     c_all, m_all = _chunk_states_torch(dc, g, alpha, c_ext, m_state)  # NC + 1 memories
-    c_starts, m_starts = c_all[:, :, :-1], m_all[..., :-1]  # before each chunk
+    c_starts, c_last = c_all.split([NC, 1], dim=2)  # before each chunk; after the last one
+    m_starts = m_all[..., :-1]  # (B, NH, NC)
 
     # outputs: intra-chunk parallel form + carried memory, one stabilizer per row
-    w = ic - b  # (B, NH, NC, L): log D_ls = b_l + w_s
-    m_out = b + torch.maximum(m_starts[..., None], w.cummax(-1).values)  # (B, NH, NC, L)
-    row = b - m_out + log_scale  # (B, NH, NC, L)
-    upper = torch.ones(L, L, dtype=torch.bool, device=q.device).triu(1)
-    log_p = row[..., :, None] + w[..., None, :]  # (B, NH, NC, L, L)
-    d_stab = log_p.masked_fill_(upper, -math.inf).exp_()  # in place: fewer large temporaries
+    log_inter = b + m_starts[..., None]  # (B, NH, NC, L) log weight of the carried memory at l
+    m_out = torch.maximum(log_inter, b + (ic - b).cummax(-1).values)  # (B, NH, NC, L)
+    log_d = _ChunkLogDecay.apply(lfc, ic)  # (B, NH, NC, L, L)
+    # in place (the L x L temporaries are the largest): D' = exp(log D - m_out) / sqrt(DHQK)
+    d_stab = log_d.sub_((m_out - log_scale)[..., None]).exp_()  # (B, NH, NC, L, L)
     p = (qc @ kc.transpose(-1, -2)) * d_stab  # (B, NH, NC, L, L)
-    q_inter = qc * torch.exp(row + m_starts[..., None])[..., None]  # (B, NH, NC, L, DHQK)
+    q_inter = qc * torch.exp(log_inter - m_out + log_scale)[..., None]  # (B, NH, NC, L, DHQK)
     # [numerator | denominator] = q_inter @ C_start + p @ v_ext, fused into one batched product
     out = torch.baddbmm((q_inter @ c_starts).reshape(B * NH * NC, L, DHV + 1),
                         p.reshape(B * NH * NC, L, L), vc.reshape(B * NH * NC, L, DHV + 1))
-    out = out.reshape(B, NH, NC, L, DHV + 1)  # (B, NH, NC, L, DHV + 1)
-    den = torch.maximum(out[..., DHV].abs(), torch.exp(-m_out)) + eps  # (B, NH, NC, L)
-    h = out[..., :DHV] / den[..., None]
-    c_last = c_all[:, :, -1]
-    state = (c_last[..., :DHV], c_last[..., DHV], m_all[..., -1])
-    return h.reshape(B, NH, S, DHV), state
+    num, den = out.reshape(B, NH, NC, L, DHV + 1).split([DHV, 1], dim=-1)
+    den = normalizer(den, m_out[..., None], eps)  # (B, NH, NC, L, 1)
+    c_last, n_last = c_last[:, :, 0].split([DHV, 1], dim=-1)  # (B, NH, DHQK, DHV), (.., 1)
+    state = (c_last, n_last[..., 0], m_all[..., -1])
+    return (num / den).reshape(B, NH, S, DHV), state
 
 
 def chunkwise_torch(q, k, v, igate_preact, fgate_preact, chunk_size=64, initial_state=None,

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..gating import log_sigmoid
+from ..gating import log_sigmoid, normalizer
 from ._validate import validate_qkv_gates
 
 
@@ -67,8 +67,7 @@ def parallel_numpy(q, k, v, igate_preact, fgate_preact, eps=1e-6):
     m = log_d.max(axis=-1, keepdims=True)  # (B, NH, S, 1) stabilizer
     d_stab = np.exp(log_d - m)  # D' <= 1
     c_tilde = (q @ np.swapaxes(k, -1, -2)) / math.sqrt(DHQK) * d_stab  # (B, NH, S, S)
-    normalizer = np.maximum(np.abs(c_tilde.sum(-1, keepdims=True)), np.exp(-m))
-    return (c_tilde / (normalizer + eps)) @ v
+    return (c_tilde / normalizer(c_tilde.sum(-1, keepdims=True), m, eps)) @ v
 
 
 def parallel_torch(q, k, v, igate_preact, fgate_preact, eps=1e-6, log_decay_fn=None):
@@ -82,8 +81,7 @@ def parallel_torch(q, k, v, igate_preact, fgate_preact, eps=1e-6, log_decay_fn=N
     log_d = log_decay_fn(F.logsigmoid(fgate_preact), igate_preact)  # (B, NH, S, S)
     m = log_d.amax(dim=-1, keepdim=True)  # (B, NH, S, 1)
     c_tilde = (q @ k.transpose(-1, -2)) * (DHQK**-0.5) * torch.exp(log_d - m)  # (B, NH, S, S)
-    normalizer = torch.maximum(c_tilde.sum(-1, keepdim=True).abs(), torch.exp(-m))
-    return (c_tilde / (normalizer + eps)) @ v
+    return (c_tilde / normalizer(c_tilde.sum(-1, keepdim=True), m, eps)) @ v
 
 
 def parallel(q, k, v, igate_preact, fgate_preact, *, eps=1e-6):

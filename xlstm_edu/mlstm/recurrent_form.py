@@ -22,7 +22,14 @@ import torch.nn.functional as F
 from numba import njit, prange
 
 from .._numba import call_with_threads
-from ..gating import log_sigmoid, log_sigmoid_scalar, stabilized_gates, stabilized_gates_scalar
+from ..gating import (
+    log_sigmoid,
+    log_sigmoid_scalar,
+    normalizer,
+    normalizer_scalar,
+    stabilized_gates,
+    stabilized_gates_scalar,
+)
 from ._validate import validate_qkv_gates
 
 
@@ -51,8 +58,7 @@ def step_numpy(c_state, n_state, m_state, q, k, v, igate_preact, fgate_preact, e
     q_scaled = q / math.sqrt(DHQK)
     h_num = np.einsum("bhd,bhdv->bhv", q_scaled, c_state)  # q^T C: (B, NH, DHV)
     qn = np.einsum("bhd,bhd->bh", q_scaled, n_state)  # (B, NH)
-    h_den = np.maximum(np.abs(qn), np.exp(-m_state)) + eps
-    return h_num / h_den[..., None], (c_state, n_state, m_state)
+    return h_num / normalizer(qn, m_state, eps)[..., None], (c_state, n_state, m_state)
 
 
 def recurrent_numpy(q, k, v, igate_preact, fgate_preact, initial_state=None, eps=1e-6):
@@ -99,7 +105,7 @@ def _recurrent_numba(q, k, v, igate_preact, fgate_preact, c_state, n_state, m_st
                     c_ab = f_act * C[a, b] + ika * v[bh, t, b]
                     C[a, b] = c_ab
                     h_row[b] += qa * c_ab
-            den = max(abs(qn), math.exp(-m)) + eps
+            den = normalizer_scalar(qn, m, eps)
             for b in range(DHV):
                 h[bh, t, b] = h_row[b] / den
         m_state[bh] = m
@@ -122,8 +128,7 @@ def _step_torch_logf(c_state, n_state, m_state, q, k, v, igate_preact, log_fgate
     q_scaled = q * DHQK**-0.5
     h_num = (q_scaled[..., None, :] @ c_state).squeeze(-2)  # (B, NH, DHV)
     qn = (q_scaled * n_state).sum(-1)  # (B, NH)
-    h_den = torch.maximum(qn.abs(), torch.exp(-m_state)) + eps
-    return h_num / h_den[..., None], (c_state, n_state, m_state)
+    return h_num / normalizer(qn, m_state, eps)[..., None], (c_state, n_state, m_state)
 
 
 def recurrent_torch(q, k, v, igate_preact, fgate_preact, initial_state=None, eps=1e-6):
