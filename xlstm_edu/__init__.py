@@ -1,13 +1,20 @@
 """xlstm_edu: the companion package of the book "Learning xLSTM".
 
-Cells (bottom layer): :mod:`~xlstm_edu.lstm`, :mod:`~xlstm_edu.gating`, :mod:`~xlstm_edu.slstm`,
-:mod:`~xlstm_edu.mlstm`. Each cell has a numpy reference, a numba CPU path and a differentiable,
-device-agnostic torch path; numpy in gives numpy out, torch in gives torch out.
-Blocks (middle layer): :mod:`~xlstm_edu.blocks`; language models (top layer): :mod:`~xlstm_edu.models`.
+The layers, bottom up (a layer imports only the layers below it)::
+
+    cells: gating, lstm, slstm, mlstm    <-  blocks  <-  models  <-  training, data  <-  cli
+    beside them: timing (time and memory) <- bench; official (the NX-AI reference packages);
+                 experiments (chapter computations: data in, data out) <- figures (all matplotlib),
+                 widgets (explorers); results (the stored results the chapters load)
+
+Each cell has a numpy reference, a numba CPU path and a differentiable, device-agnostic torch path;
+numpy in gives numpy out, torch in gives torch out. ``import xlstm_edu`` loads the cells, blocks and
+models only (torch, numpy, numba, tqdm); everything else is imported when used.
 """
 
-from . import blocks, gating, lstm, mlstm, models, slstm
-from .notebook import show_source  # noqa: F401
-
 __version__ = "0.1.0"
+
+from . import blocks, gating, lstm, mlstm, models, slstm  # noqa: E402
+from .notebook import show_source  # noqa: E402
+
 __all__ = ["blocks", "gating", "lstm", "mlstm", "models", "slstm", "show_source", "__version__"]

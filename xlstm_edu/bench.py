@@ -1,8 +1,15 @@
-"""Benchmarks: ``python -m xlstm_edu.bench {mlstm,slstm,matmul,memory}`` prints markdown tables.
+"""Benchmarks: ``python -m xlstm_edu.bench COMMAND`` prints markdown tables (``--help`` lists them).
+
+* ``mlstm``: forward and forward+backward time of every mLSTM form against the official kernels, vs S;
+* ``recurrent``: numba against a plain numpy loop and a torch loop (sLSTM, mLSTM);
+* ``memory``: peak memory of one call of each mLSTM form, vs S;
+* ``agreement``: max differences against ``torch.nn.LSTM`` and the official NX-AI kernels;
+* ``matmul``: GFLOP/s of a large matmul, the practical ceiling of this machine.
 
 Speed is measured here, never asserted in tests. Every figure is a median of repeated calls, and
-implementations are compared side by side in one process (ratios), because these machines are noisy.
-Peak memory is measured in a fresh child process (peak resident set size growth during one call).
+implementations are compared side by side in one process, in interleaved rounds
+(:mod:`xlstm_edu.timing`), because these machines are noisy. Peak memory is measured in a fresh child
+process. The comparisons with the official packages need the test requirements.
 """
 
 from __future__ import annotations
@@ -11,32 +18,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import time
 
 import numpy as np
 import torch
 
-from . import lstm, mlstm, slstm
-
-
-def median_time(fn, *, repeats: int = 11, warmup: int = 2, max_seconds: float | None = None) -> float:
-    """Median wall time of ``fn()`` in seconds over ``repeats`` calls after ``warmup`` calls.
-
-    ``max_seconds`` stops early (after at least 3 timed calls) once the total exceeds it.
-    """
-    for _ in range(warmup):
-        fn()
-    times = []
-    start_all = time.perf_counter()
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-        if max_seconds is not None and len(times) >= 3 and time.perf_counter() - start_all > max_seconds:
-            break
-    return statistics.median(times)
+from . import lstm, mlstm, official, slstm
+from .timing import median_time, peak_memory_mib
 
 
 def mlstm_inputs(B=1, NH=4, S=1024, DHQK=64, DHV=64, dtype=torch.float32, device="cpu", seed=0,
@@ -67,31 +55,6 @@ def matmul_gflops(n: int = 2048, repeats: int = 7) -> float:
     return 2 * n**3 / median_time(lambda: a @ b, repeats=repeats) / 1e9
 
 
-def _official_kernels(device="cpu"):
-    """The official mlstm_kernels native implementations (and on CUDA the Triton chunkwise kernel,
-    where it imports), or ``{}`` where the package is missing."""
-    try:
-        from mlstm_kernels.torch import get_mlstm_kernel, get_mlstm_sequence_kernel
-    except ImportError:
-        return {}
-    seq = get_mlstm_sequence_kernel("native_sequence__native")
-    kernels = {
-        "official recurrent (native_sequence)": lambda *a: seq(*a, dtype_state=a[0].dtype),
-        "official parallel (native_stablef_autograd)":
-            get_mlstm_kernel("parallel--native_stablef_autograd"),
-        "official chunkwise (native_autograd)":
-            lambda *a: get_mlstm_kernel("chunkwise--native_autograd")(*a, chunk_size=64),
-    }
-    if device != "cpu":
-        try:
-            triton_kernel = get_mlstm_kernel("chunkwise--triton_xl_chunk")
-            kernels["official chunkwise (triton_xl_chunk)"] = (
-                lambda *a: triton_kernel(*a, chunk_size=64))
-        except Exception as err:  # no triton on this machine
-            print(f"official triton kernel unavailable: {err}", file=sys.stderr)
-    return kernels
-
-
 def _mlstm_impls(chunk_size=64, device="cpu"):
     impls = {
         "recurrent numba": ("numpy", lambda *a: mlstm.recurrent(*a)),
@@ -99,7 +62,7 @@ def _mlstm_impls(chunk_size=64, device="cpu"):
         "parallel torch": ("torch", lambda *a: mlstm.parallel(*a)),
         "chunkwise torch": ("torch", lambda *a: mlstm.chunkwise(*a, chunk_size=chunk_size)),
     }
-    for name, fn in _official_kernels(device).items():
+    for name, fn in official.mlstm_kernels(device, chunk_size).items():
         impls[name] = ("torch", fn)
     return impls
 
@@ -171,36 +134,32 @@ def bench_mlstm(sizes=(256, 1024, 4096, 16384), repeats=7, backward=True, device
     return rows
 
 
-def peak_memory_mib(form: str, S: int, *, B=1, NH=4, DHQK=64, DHV=64, chunk_size=64,
-                    backward=False) -> float:
-    """Peak memory growth (MiB) of one call of ``form`` ("recurrent", "parallel", "chunkwise"),
-    torch float32 on CPU, measured in a fresh child process as peak RSS minus RSS before the call
-    (Linux: reads /proc/self)."""
-    cmd = [sys.executable, "-m", "xlstm_edu.bench", "_memprobe", "--form", form, "--S", str(S),
-           "--B", str(B), "--NH", str(NH), "--DHQK", str(DHQK), "--DHV", str(DHV),
-           "--chunk-size", str(chunk_size)] + (["--backward"] if backward else [])
-    # Large blocks straight from (and back to) the OS, so that peak RSS tracks live tensor memory.
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
-    return float(out.strip().splitlines()[-1])
+def mlstm_call(form: str, S: int, B: int = 1, NH: int = 4, DHQK: int = 64, DHV: int = 64,
+               chunk_size: int = 64, backward: bool = False):
+    """One call of an mLSTM form on :func:`mlstm_inputs`, ready to run: the target of
+    :func:`xlstm_edu.timing.peak_memory_mib` (``"xlstm_edu.bench:mlstm_call"``). A warm-up on 8 steps
+    does the imports and first-call work outside the measurement."""
+    forms = {"recurrent": mlstm.recurrent, "parallel": mlstm.parallel,
+             "chunkwise": lambda *a: mlstm.chunkwise(*a, chunk_size=chunk_size)}
+    if form not in forms:
+        raise ValueError(f"form must be one of {sorted(forms)}, got {form!r}")
+    fn = forms[form]
+    forms["chunkwise"](*mlstm_inputs(S=8))
+    inputs = mlstm_inputs(B=B, NH=NH, S=S, DHQK=DHQK, DHV=DHV, requires_grad=backward)
+
+    def call():
+        with torch.set_grad_enabled(backward):
+            h = fn(*inputs)
+            if backward:
+                h.sum().backward()
+
+    return call
 
 
-def _memprobe(args):
-    inputs = mlstm_inputs(B=args.B, NH=args.NH, S=args.S, DHQK=args.DHQK, DHV=args.DHV,
-                          requires_grad=args.backward)
-    fns = {"recurrent": mlstm.recurrent, "parallel": mlstm.parallel,
-           "chunkwise": lambda *a: mlstm.chunkwise(*a, chunk_size=args.chunk_size)}
-    fns["chunkwise"](*mlstm_inputs(S=8))  # imports and first-call work outside the measurement
-    with open("/proc/self/statm") as fh:
-        rss_before = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    with torch.set_grad_enabled(args.backward):
-        h = fns[args.form](*inputs)
-        if args.backward:
-            h.sum().backward()
-    # VmHWM: this process's own peak RSS (ru_maxrss would include the parent's peak across exec)
-    with open("/proc/self/status") as fh:
-        peak = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) * 1024
-    print((peak - rss_before) / 2**20)
+def peak_memory(form: str, S: int, **kwargs) -> float:
+    """Peak memory growth (MiB) of one call of ``form`` at length ``S`` (:func:`mlstm_call`), in a
+    fresh child process."""
+    return peak_memory_mib("xlstm_edu.bench:mlstm_call", form=form, S=S, **kwargs)
 
 
 def bench_slstm_recurrent(B=1, NH=4, DH=64, S=1024, repeats=5):
@@ -250,27 +209,28 @@ def _diff(ours, ref):
 def agreement(S=256):
     """Max abs / rel differences against torch.nn.LSTM and the official NX-AI kernels (needs the
     test-only packages ``xlstm`` and ``mlstm-kernels``), float32 and float64, typical and hard."""
-    from mlstm_kernels.torch import get_mlstm_kernel, get_mlstm_sequence_kernel
-
-    from .experiments.slstm import official_vanilla_slstm
     from .lstm import LSTM
 
-    seq = get_mlstm_sequence_kernel("native_sequence__native")
-    par = get_mlstm_kernel("parallel--native_stablef_autograd")
-    chk = get_mlstm_kernel("chunkwise--native_autograd")
+    kernels = official.mlstm_kernels("cpu")
+    if not kernels or not official.available("xlstm"):
+        raise RuntimeError("agreement needs the official packages xlstm and mlstm_kernels "
+                           "(pip install -r requirements-test.txt)")
+    seq = kernels["official recurrent (native_sequence)"]
+    par = kernels["official parallel (native_stablef_autograd)"]
+    chk = kernels["official chunkwise (native_autograd)"]
     rows = []
     for dtype in (torch.float32, torch.float64):
         for regime in ("typical", "hard"):
             a = _regime_inputs(regime, dtype, S)
             a_np = tuple(x.numpy() for x in a)
             with torch.no_grad():
-                ref_seq = seq(*a, dtype_state=dtype)
+                ref_seq = seq(*a)
                 checks = {
                     "mLSTM recurrent (torch) vs native_sequence": (mlstm.recurrent(*a), ref_seq),
                     "mLSTM recurrent (numba) vs native_sequence": (mlstm.recurrent(*a_np), ref_seq),
                     "mLSTM parallel vs parallel--native_stablef": (mlstm.parallel(*a), par(*a)),
                     "mLSTM chunkwise vs chunkwise--native": (mlstm.chunkwise(*a, chunk_size=64),
-                                                             chk(*a, chunk_size=64)),
+                                                             chk(*a)),
                 }
                 g = torch.Generator().manual_seed(1)
                 gates = [torch.randn(2, 4, S, 16, generator=g, dtype=torch.float64) for _ in range(4)]
@@ -279,7 +239,7 @@ def agreement(S=256):
                     gates[1] = gates[1] * 3.0
                 R = torch.randn(4, 16, 4, 16, generator=g, dtype=torch.float64) * 0.1
                 gates, R = [x.to(dtype) for x in gates], R.to(dtype)
-                ref_s = official_vanilla_slstm(*gates, R)
+                ref_s = official.vanilla_slstm(*gates, R)
                 checks["sLSTM (torch) vs xlstm vanilla"] = (slstm.recurrent(*gates, R), ref_s)
                 checks["sLSTM (numba) vs xlstm vanilla"] = (
                     slstm.recurrent(*[x.numpy() for x in gates], R.numpy()), ref_s)
@@ -337,34 +297,74 @@ def _summarize_mlstm(rows, ceiling):
     return "\n".join(out)
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m xlstm_edu.bench", description=__doc__)
-    sub = p.add_subparsers(dest="what", required=True)
-    pm = sub.add_parser("mlstm", help="mLSTM forms vs the official kernels: time vs S")
-    pm.add_argument("--sizes", default="256,1024,4096,16384")
-    pm.add_argument("--repeats", type=int, default=7)
-    pm.add_argument("--rounds", type=int, default=3)
-    pm.add_argument("--no-backward", action="store_true")
-    pm.add_argument("--device", default="cpu")
-    pm.add_argument("--chunk-size", type=int, default=64)
-    pm.add_argument("--only", default=None, help="only implementations whose name contains this")
-    sub.add_parser("recurrent", help="numba vs numpy loop vs torch loop (sLSTM, mLSTM), S=1024")
-    sub.add_parser("matmul", help="GFLOP/s of a 2048^2 float32 matmul")
-    sub.add_parser("agreement", help="max differences vs torch.nn.LSTM and the official kernels")
-    pmem = sub.add_parser("memory", help="peak memory of each mLSTM form vs S")
-    pmem.add_argument("--sizes", default="256,1024,4096,8192")
-    pmem.add_argument("--backward", action="store_true")
-    pp = sub.add_parser("_memprobe")
-    for name in ("--S", "--B", "--NH", "--DHQK", "--DHV", "--chunk-size"):
-        pp.add_argument(name, type=int)
-    pp.add_argument("--form")
-    pp.add_argument("--backward", action="store_true")
-    args = p.parse_args(argv)
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"sequence lengths must be positive, got {text!r}")
+    return sizes
 
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit code 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    summary = "\n\n".join(__doc__.replace("``", "").split("\n\n")[:2])  # the first two paragraphs
+    p = _Parser(prog="python -m xlstm_edu.bench", formatter_class=argparse.RawDescriptionHelpFormatter,
+                description=summary,
+                epilog="Run 'python -m xlstm_edu.bench COMMAND --help' for its options.")
+    sub = p.add_subparsers(dest="what", required=True, metavar="COMMAND", parser_class=_Parser)
+    pm = sub.add_parser("mlstm", formatter_class=fmt,
+                        help="mLSTM forms vs the official kernels: time vs S",
+                        description="Forward and forward+backward time (ms) of the recurrent, parallel "
+                                    "and chunkwise forms and of the official mlstm_kernels, at each S; "
+                                    "B=1, NH=4, DHQK=DHV=64, float32.")
+    pm.add_argument("--sizes", type=_sizes, default="256,1024,4096,16384",
+                    help="comma-separated sequence lengths S")
+    pm.add_argument("--repeats", type=_positive, default=7, help="calls per timing (median)")
+    pm.add_argument("--rounds", type=_positive, default=3, help="interleaved rounds (median over them)")
+    pm.add_argument("--no-backward", action="store_true", help="time the forward pass only")
+    pm.add_argument("--device", default="cpu",
+                    help="'cpu' or 'cuda' (adds the official Triton kernel)")
+    pm.add_argument("--chunk-size", type=_positive, default=64,
+                    help="chunk length of the chunkwise forms")
+    pm.add_argument("--only", default=None, metavar="TEXT",
+                    help="only the implementations whose name contains TEXT (e.g. chunkwise)")
+    sub.add_parser("recurrent", help="numba vs numpy loop vs torch loop (sLSTM, mLSTM), S=1024",
+                   description="ms per sequence of the sLSTM and mLSTM recurrences: the numpy "
+                               "reference loop, the numba kernel and the torch loop (B=1, NH=4, DH=64, "
+                               "S=1024, float32).")
+    sub.add_parser("matmul", help="GFLOP/s of a 2048^2 float32 matmul",
+                   description="The practical compute ceiling of this machine.")
+    sub.add_parser("agreement", help="max differences vs torch.nn.LSTM and the official kernels",
+                   description="Max absolute and relative differences of every form against "
+                               "torch.nn.LSTM and the official NX-AI kernels, float32 and float64, "
+                               "typical and hard gates (needs the test requirements).")
+    pmem = sub.add_parser("memory", formatter_class=fmt, help="peak memory of each mLSTM form vs S",
+                          description="Peak memory growth (MiB) of one call of each mLSTM form, "
+                                      "measured in a fresh child process per point.")
+    pmem.add_argument("--sizes", type=_sizes, default="256,1024,4096,8192",
+                      help="comma-separated sequence lengths S")
+    pmem.add_argument("--backward", action="store_true", help="include the backward pass")
+    return p
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpus {os.cpu_count()}")
-    if args.what == "_memprobe":
-        _memprobe(args)
-    elif args.what == "agreement":
+    if args.what == "agreement":
         print(markdown_table(agreement(), ["check", "dtype", "regime", "max_abs", "max_rel"],
                              "{:.1e}"))
     elif args.what == "matmul":
@@ -375,18 +375,17 @@ def main(argv=None):
                                     "numba_speedup"]))
     elif args.what == "memory":
         rows = []
-        for S in (int(s) for s in args.sizes.split(",")):
+        for S in args.sizes:
             row = {"S": S}
             for form in ("recurrent", "parallel", "chunkwise"):
                 if form == "recurrent" and args.backward and S > 1024:
                     continue
-                row[form + "_MiB"] = peak_memory_mib(form, S, backward=args.backward)
+                row[form + "_MiB"] = peak_memory(form, S, backward=args.backward)
             rows.append(row)
         print(markdown_table(rows, ["S", "recurrent_MiB", "parallel_MiB", "chunkwise_MiB"], "{:.1f}"))
     else:
-        sizes = tuple(int(s) for s in args.sizes.split(","))
         ceiling = matmul_gflops() if args.device == "cpu" else float("nan")
-        rows = bench_mlstm(sizes, repeats=args.repeats, backward=not args.no_backward,
+        rows = bench_mlstm(args.sizes, repeats=args.repeats, backward=not args.no_backward,
                            device=args.device, chunk_size=args.chunk_size, only=args.only,
                            rounds=args.rounds)
         columns = ["S", "impl", "fwd_ms", "fwd_bwd_ms"]

@@ -1,4 +1,5 @@
-"""Command line: train a language model on Shakespeare, resume it, sample from it.
+"""Command line: train a language model on Shakespeare, resume it, sample from it, and reproduce
+every stored result of the book.
 
 ::
 
@@ -6,10 +7,12 @@
     python -m xlstm_edu resume runs/x --steps 4000                # continue (exactly) to step 4000
     python -m xlstm_edu generate runs/x --prompt "ROMEO:" --max-new-tokens 200 --temperature 0.8 \\
         --top-k 40 --seed 0
+    python -m xlstm_edu experiment language-model --quick --out lm.json
 
 A run directory is a checkpoint (:mod:`xlstm_edu.training.checkpoint`): weights, configs, optimizer
-and RNG states, the tokenizer, and the data settings, so ``resume`` and ``generate`` need nothing else.
-Problems with a checkpoint or an option end with exit code 2 and a one-line message.
+and RNG states, the tokenizer, and the data and evaluation settings, so ``resume`` and ``generate``
+need nothing else. Every option is checked before any work is done; a bad option or checkpoint ends
+with exit code 2 and a one-line message naming it, and an existing checkpoint is never harmed.
 
 The default sizes live in :data:`MODEL_DEFAULTS` (model) and :class:`~xlstm_edu.training.TrainConfig`
 (training); ``--set key=value`` changes any field of the model's config.
@@ -22,22 +25,33 @@ import dataclasses
 import hashlib
 import importlib
 import json
+import math
 import re
 import sys
 from pathlib import Path
 
 import torch
 
-from .training import CheckpointError, TrainConfig, load_checkpoint, train
+from .training import (
+    Checkpoint,
+    CheckpointError,
+    Evaluate,
+    StopAt,
+    TrainConfig,
+    check_checkpoint_dir,
+    evaluate,
+    load_checkpoint,
+    resolve_device,
+    train,
+)
 from .training.checkpoint import TRAIN_STATE
-from .training.loop import resolve_device
 
 PROG = "python -m xlstm_edu"
 
 #: Model sizes of ``train`` (the fields of each model's config; vocab_size and context_length are
 #: set from the tokenizer and the training context): 0.23 M (xlstm), 0.28 M (lstm) and 0.42 M
 #: (transformer) parameters with the character tokenizer, so that the default run takes a few minutes
-#: on 2 CPU cores (see TrainConfig for measured times).
+#: on 2 CPU cores.
 MODEL_DEFAULTS = {
     "xlstm": {"embedding_dim": 128, "num_blocks": 2, "slstm_at": [1], "mlstm_num_heads": 4,
               "slstm_num_heads": 4, "dropout": 0.1},
@@ -47,6 +61,9 @@ MODEL_DEFAULTS = {
 
 #: Data settings of ``train``.
 DATA_DEFAULTS = {"tokenizer": "char", "bpe_vocab_size": 512, "edition": "modern", "val_fraction": 0.1}
+
+#: Evaluation and checkpoint settings of ``train`` (stored with the run, reused by ``resume``).
+RUN_DEFAULTS = {"eval_every": 100, "eval_batches": 16, "checkpoint_every": 250}
 
 
 class CLIError(Exception):
@@ -67,12 +84,23 @@ TRAIN_HELP = {
     "beta1": "AdamW beta1",
     "beta2": "AdamW beta2",
     "grad_clip": "clip the global gradient norm to this (0: no clipping)",
-    "eval_every": "validate every this many updates",
-    "eval_batches": "validation batches per evaluation (the first ones of the validation text)",
-    "checkpoint_every": "save a checkpoint every this many updates, and at the end (0: end only)",
     "seed": "seed of the model initialisation, batch sampling and dropout",
     "device": "'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1', 'mps'",
 }
+
+RUN_HELP = {
+    "eval_every": "validate every this many updates, and after the last one",
+    "eval_batches": "validation batches per evaluation (batch-size windows each, spread evenly over "
+                    "the whole validation text)",
+    "checkpoint_every": "save a checkpoint every this many updates, and at the end (0: end only)",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit code 2), like the command's own errors."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -100,11 +128,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
-        description="Train, resume and sample xLSTM (and baseline) language models on Shakespeare. "
+        description="Train, resume and sample xLSTM (and baseline) language models on Shakespeare, "
+                    "and reproduce the book's stored results. "
                     "Run '%(prog)s COMMAND --help' for the options of a command.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=_Parser)
     fmt = _Formatter
 
     t = commands.add_parser(
@@ -124,7 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--tokenizer", choices=("char", "bpe"), default=DATA_DEFAULTS["tokenizer"],
                       help="characters, or byte-level BPE trained on the training text")
     data.add_argument("--bpe-vocab-size", type=int, default=DATA_DEFAULTS["bpe_vocab_size"], metavar="V",
-                      help="BPE vocabulary size (with --tokenizer bpe)")
+                      help="BPE vocabulary size (with --tokenizer bpe; at least 257)")
     data.add_argument("--edition", choices=("modern", "folio"), default=DATA_DEFAULTS["edition"],
                       help="Shakespeare spelling: modern, or the First Folio's")
     data.add_argument("--train-plays", default=None, metavar="TITLES",
@@ -139,9 +169,10 @@ def _parser() -> argparse.ArgumentParser:
     opts = t.add_argument_group("training")
     defaults = TrainConfig()
     for f in dataclasses.fields(TrainConfig):
-        if f.name in TRAIN_HELP:
-            opts.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)),
-                              default=getattr(defaults, f.name), help=TRAIN_HELP[f.name])
+        opts.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)),
+                          default=getattr(defaults, f.name), help=TRAIN_HELP[f.name])
+    for name, default in RUN_DEFAULTS.items():
+        opts.add_argument("--" + name.replace("_", "-"), type=int, default=default, help=RUN_HELP[name])
     _add_until(opts)
     _add_common(t)
 
@@ -169,7 +200,62 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0, help="seed of the sampler")
     g.add_argument("--device", default="cpu", help="'cpu', 'cuda', 'auto', ...")
     _add_common(g)
+
+    from .experiments.registry import EXPERIMENTS  # the names only; the experiments load on use
+
+    e = commands.add_parser(
+        "experiment", formatter_class=fmt, help="reproduce a stored result of the book",
+        description="Run one of the book's experiments and write its result as JSON (settings and "
+                    "flat result rows). The stored results the chapters load were made by this "
+                    "command; each chapter shows the command line that made its file.",
+        epilog="experiments: " + "; ".join(f"{n}: {d.summary}" for n, d in EXPERIMENTS.items()))
+    e.add_argument("name", choices=sorted(EXPERIMENTS), metavar="NAME",
+                   help="the experiment: " + ", ".join(sorted(EXPERIMENTS)))
+    e.add_argument("--quick", action="store_true",
+                   help="the headline at reduced size (at most about 10 minutes on 2 CPU cores)")
+    e.add_argument("--out", default=None, metavar="FILE.json",
+                   help="write the result here (replaced atomically; default: print it)")
+    e.add_argument("--seed", type=int, default=0, help="seed of everything random in the experiment")
+    e.add_argument("--device", default="cpu", help="'cpu', 'cuda', 'auto', ...")
+    _add_common(e)
     return parser
+
+
+# --- checks of the options ---------------------------------------------------------------------------
+
+def _check_int_option(option: str, value: int, minimum: int) -> None:
+    if value < minimum:
+        raise CLIError(f"{option} must be an integer >= {minimum}, got {value}")
+
+
+def _check_device(device: str) -> None:
+    try:
+        resolve_device(device)
+    except ValueError as e:
+        raise CLIError(f"--device: {e}") from None
+
+
+def _set_threads(args) -> None:
+    if args.threads is not None:
+        _check_int_option("--threads", args.threads, 1)
+        torch.set_num_threads(args.threads)
+
+
+def _until(args, cfg: TrainConfig, step: int) -> int | None:
+    if args.until is not None and not step < args.until <= cfg.steps:
+        raise CLIError(f"--until must be in ({step}, --steps = {cfg.steps}], got {args.until}")
+    return args.until
+
+
+def _as_option(error: ValueError) -> str:
+    """'TrainConfig.batch_size must be ...' -> '--batch-size must be ...'."""
+    return re.sub(r"TrainConfig\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"), str(error))
+
+
+def _run_settings(args) -> dict:
+    for name, minimum in (("eval_every", 1), ("eval_batches", 1), ("checkpoint_every", 0)):
+        _check_int_option("--" + name.replace("_", "-"), getattr(args, name), minimum)
+    return {name: getattr(args, name) for name in RUN_DEFAULTS}
 
 
 # --- data --------------------------------------------------------------------------------------------
@@ -191,7 +277,7 @@ def _load_texts(data: dict) -> tuple[str, str]:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise CLIError(f"{path} is not UTF-8 text: {e}") from None
+            raise CLIError(f"--text: {path} is not UTF-8 text: {e}") from None
         cut = int(len(text) * (1 - data["val_fraction"]))
         return text[:cut], text[cut:]
     from .data import build_corpus
@@ -202,6 +288,8 @@ def _load_texts(data: dict) -> tuple[str, str]:
 
 
 def _data_settings(args) -> dict:
+    if args.tokenizer == "bpe":
+        _check_int_option("--bpe-vocab-size", args.bpe_vocab_size, 257)
     if args.text is not None:
         if not 0 < args.val_fraction < 1:
             raise CLIError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
@@ -212,6 +300,9 @@ def _data_settings(args) -> dict:
         return {"source": "text", "path": str(Path(args.text).resolve()), "sha256": sha,
                 "val_fraction": args.val_fraction, "tokenizer": args.tokenizer,
                 "bpe_vocab_size": args.bpe_vocab_size}
+    for option in ("train_plays", "val_plays"):
+        if getattr(args, option) is not None and not _titles(getattr(args, option)):
+            raise CLIError(f"--{option.replace('_', '-')} names no play")
     return {"source": "shakespeare", "edition": args.edition, "train_plays": _titles(args.train_plays),
             "val_plays": _titles(args.val_plays), "tokenizer": args.tokenizer,
             "bpe_vocab_size": args.bpe_vocab_size}
@@ -219,18 +310,25 @@ def _data_settings(args) -> dict:
 
 def _fit_tokenizer(data: dict, train_text: str):
     from .data import BPETokenizer, CharTokenizer
-    if data["tokenizer"] == "char":  # characters unseen in training (in validation, in prompts) -> id 0
-        return CharTokenizer.fit(train_text, unknown="replace")
-    return BPETokenizer.train(train_text, vocab_size=data["bpe_vocab_size"])
+    try:
+        if data["tokenizer"] == "char":  # characters unseen in training (validation, prompts) -> id 0
+            return CharTokenizer.fit(train_text, unknown="replace")
+        return BPETokenizer.train(train_text, vocab_size=data["bpe_vocab_size"])
+    except ValueError as e:
+        raise CLIError(f"tokenizer: {e}") from None
 
 
-def _tokens(tokenizer, train_text: str, val_text: str):
+def _tokens(tokenizer, train_text: str, val_text: str, cfg: TrainConfig):
     """Token arrays and the validation text's characters per token (for bits per character)."""
     train_tokens, val_tokens = tokenizer.encode_array(train_text), tokenizer.encode_array(val_text)
+    for name, tokens in (("training", train_tokens), ("validation", val_tokens)):
+        if len(tokens) < cfg.context_length + 1:
+            raise CLIError(f"the {name} text has {len(tokens)} tokens, fewer than --context-length + 1 "
+                           f"= {cfg.context_length + 1}")
     return train_tokens, val_tokens, len(val_text) / max(len(val_tokens), 1)
 
 
-# --- commands ----------------------------------------------------------------------------------------
+# --- the model ---------------------------------------------------------------------------------------
 
 def _parse_value(text: str):
     try:
@@ -261,99 +359,86 @@ def _model_config(args, vocab_size: int, context_length: int) -> dict:
         from .blocks.stack import ratio_to_slstm_at
         try:
             config["slstm_at"] = list(ratio_to_slstm_at(args.ratio, config["num_blocks"]))
-        except ValueError as e:
+        except (ValueError, TypeError) as e:
             raise CLIError(f"--ratio: {e}") from None
     config["vocab_size"] = vocab_size
     return config
+
+
+def _build(config: dict, context_length: int):
+    """The model, or a CLIError naming what is wrong (also a context the model cannot read)."""
+    from .models import build_model
+    try:
+        model = build_model(config)
+    except (TypeError, ValueError) as e:
+        raise CLIError(f"model config (--set): {e}") from None
+    limit = model.max_context_length
+    if limit is not None and limit < context_length:
+        raise CLIError(f"--context-length {context_length} is longer than the model reads "
+                       f"(--set context_length={limit})")
+    return model
+
+
+def _evaluate_hook(val_tokens, cfg: TrainConfig, run: dict, chars_per_token: float) -> Evaluate:
+    from .data import spread_windows
+    windows = spread_windows(val_tokens, run["eval_batches"] * cfg.batch_size, cfg.context_length)
+    return Evaluate(lambda model: evaluate(model, *windows, batch_size=cfg.batch_size),
+                    every=run["eval_every"], chars_per_token=chars_per_token, on_record=_print_record)
 
 
 def _print_record(record: dict) -> None:
     from tqdm.auto import tqdm
     bits = record.get("val_bits_per_char", record["val_bits_per_token"])
     unit = "bits/char" if "val_bits_per_char" in record else "bits/token"
+    speed = f"{record['tokens_per_s']:,.0f} tok/s" if record["tokens_per_s"] else "-"
     tqdm.write(f"step {record['step']:>6}: train {record['train_loss']:.4f}  "
                f"val {record['val_loss']:.4f} ({bits:.3f} {unit})  lr {record['lr']:.2e}  "
-               f"{record['tokens_per_s']:,.0f} tok/s  {record['elapsed_s']:.0f} s")
+               f"{speed}  {record['elapsed_s']:.0f} s")
 
 
-def _as_option(error: ValueError) -> str:
-    """'TrainConfig.batch_size must be ...' -> '--batch-size must be ...'."""
-    return re.sub(r"TrainConfig\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"), str(error))
-
-
-def _set_threads(args) -> None:
-    if args.threads is not None:
-        if args.threads < 1:
-            raise CLIError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
-
-
-def _until(args, cfg: TrainConfig, step: int) -> int | None:
-    if args.until is not None and not step < args.until <= cfg.steps:
-        raise CLIError(f"--until must be in ({step}, --steps = {cfg.steps}], got {args.until}")
-    return args.until
-
-
-def _check_device(device: str) -> None:
-    try:
-        resolve_device(device)
-    except ValueError as e:
-        raise CLIError(str(e)) from None
-
-
-def _check_tokens(cfg: TrainConfig, train_tokens, val_tokens) -> None:
-    for name, tokens in (("training", train_tokens), ("validation", val_tokens)):
-        if len(tokens) < cfg.context_length + 1:
-            raise CLIError(f"the {name} text has {len(tokens)} tokens, fewer than --context-length + 1 "
-                           f"= {cfg.context_length + 1}")
-
-
-def _build(config: dict):
-    from .models import build_model
-    try:
-        return build_model(config)
-    except (TypeError, ValueError) as e:
-        raise CLIError(f"model config: {e}") from None
-
+# --- commands ----------------------------------------------------------------------------------------
 
 def cmd_train(args) -> int:
     out = Path(args.out)
+    try:
+        check_checkpoint_dir(out)
+    except ValueError as e:
+        raise CLIError(f"--out: {e}") from None
     if (out / TRAIN_STATE).exists() and not args.overwrite:
-        raise CLIError(f"{out} already holds a checkpoint: continue it with 'resume {out}', "
+        raise CLIError(f"--out: {out} already holds a checkpoint: continue it with 'resume {out}', "
                        "or pass --overwrite to start again")
     try:
-        cfg = TrainConfig(**{name: getattr(args, name) for name in TRAIN_HELP}, out_dir=str(out))
+        cfg = TrainConfig(**{name: getattr(args, name) for name in TRAIN_HELP})
     except ValueError as e:
         raise CLIError(_as_option(e)) from None
     until = _until(args, cfg, 0)
     _check_device(cfg.device)
-    _build(_model_config(args, 2, cfg.context_length))  # check the model config before the slow part
+    run = _run_settings(args)
+    _build(_model_config(args, 2, cfg.context_length), cfg.context_length)  # before the slow part
     data = _data_settings(args)
     train_text, val_text = _load_texts(data)
-    try:
-        tokenizer = _fit_tokenizer(data, train_text)
-    except ValueError as e:
-        raise CLIError(f"tokenizer: {e}") from None
-    train_tokens, val_tokens, chars_per_token = _tokens(tokenizer, train_text, val_text)
-    _check_tokens(cfg, train_tokens, val_tokens)
+    tokenizer = _fit_tokenizer(data, train_text)
+    train_tokens, val_tokens, chars_per_token = _tokens(tokenizer, train_text, val_text, cfg)
     torch.manual_seed(cfg.seed)  # the model's initialisation
-    model = _build(_model_config(args, tokenizer.vocab_size, cfg.context_length))
-    n_params = sum(p.numel() for p in model.parameters())
-    print(f"{args.model}: {n_params:,} parameters; {len(train_tokens):,} training and "
+    model = _build(_model_config(args, tokenizer.vocab_size, cfg.context_length), cfg.context_length)
+    print(f"{args.model}: {model.num_parameters():,} parameters; {len(train_tokens):,} training and "
           f"{len(val_tokens):,} validation tokens ({tokenizer.vocab_size} ids); {cfg.steps} updates of "
           f"{cfg.batch_size} x {cfg.context_length} tokens -> {out}")
-    train(model, train_tokens, val_tokens, cfg, until=until, chars_per_token=chars_per_token,
-          tokenizer=tokenizer, extra={"data": data}, on_record=_print_record,
-          progress=not args.no_progress)
+    hooks = [_evaluate_hook(val_tokens, cfg, run, chars_per_token),
+             Checkpoint(out, every=run["checkpoint_every"], tokenizer=tokenizer,
+                        extra={"data": data, "run": run, "chars_per_token": chars_per_token})]
+    if until is not None:
+        hooks.append(StopAt(until))
+    train(model, train_tokens, cfg, hooks=hooks, progress=not args.no_progress)
     print(f"saved {out}")
     return 0
 
 
 def cmd_resume(args) -> int:
     ck = load_checkpoint(args.run)
-    if ck.tokenizer is None or "data" not in ck.extra:
-        raise CheckpointError(f"{args.run}: no tokenizer or data settings (not written by 'train')")
-    changes = {"out_dir": str(Path(args.run))}
+    if ck.tokenizer is None or not {"data", "run"} <= set(ck.extra):
+        raise CheckpointError(f"{args.run}: no tokenizer, data or run settings (not written by 'train')")
+    changes = {}
     if args.steps is not None:
         changes["steps"] = args.steps
     if args.device is not None:
@@ -362,31 +447,39 @@ def cmd_resume(args) -> int:
         cfg = dataclasses.replace(ck.train_config, **changes)
     except ValueError as e:
         raise CLIError(_as_option(e)) from None
-    if cfg.steps <= ck.state.step:
-        raise CLIError(f"{args.run} is already at step {ck.state.step}; pass --steps N with N > "
-                       f"{ck.state.step} to train further")
-    until = _until(args, cfg, ck.state.step)
     _check_device(cfg.device)
+    if cfg.steps <= ck.state.step:
+        raise CLIError(f"--steps: {args.run} is already at step {ck.state.step}; pass --steps N with "
+                       f"N > {ck.state.step} to train further")
+    until = _until(args, cfg, ck.state.step)
     train_text, val_text = _load_texts(ck.extra["data"])
-    train_tokens, val_tokens, chars_per_token = _tokens(ck.tokenizer, train_text, val_text)
-    _check_tokens(cfg, train_tokens, val_tokens)
+    train_tokens, val_tokens, chars_per_token = _tokens(ck.tokenizer, train_text, val_text, cfg)
     print(f"resuming {args.run} at step {ck.state.step} of {cfg.steps}")
-    train(ck.model, train_tokens, val_tokens, cfg, state=ck.state, until=until,
-          chars_per_token=chars_per_token, tokenizer=ck.tokenizer, extra=ck.extra,
-          on_record=_print_record, progress=not args.no_progress)
+    hooks = [_evaluate_hook(val_tokens, cfg, ck.extra["run"], chars_per_token),
+             Checkpoint(args.run, every=ck.extra["run"]["checkpoint_every"], tokenizer=ck.tokenizer,
+                        extra=ck.extra)]
+    if until is not None:
+        hooks.append(StopAt(until))
+    train(ck.model, train_tokens, cfg, state=ck.state, hooks=hooks, progress=not args.no_progress)
     print(f"saved {args.run}")
     return 0
 
 
 def cmd_generate(args) -> int:
+    if not args.prompt:
+        raise CLIError("--prompt must not be empty")
+    _check_int_option("--max-new-tokens", args.max_new_tokens, 0)
+    _check_int_option("--top-k", args.top_k, 0)
+    _check_int_option("--seed", args.seed, 0)
+    if not (math.isfinite(args.temperature) and args.temperature > 0):
+        raise CLIError(f"--temperature must be a positive number, got {args.temperature}")
+    _check_device(args.device)
     ck = load_checkpoint(args.run)
     if ck.tokenizer is None:
         raise CheckpointError(f"{args.run}: no tokenizer.json, cannot encode the prompt")
-    if not args.prompt:
-        raise CLIError("--prompt must not be empty")
+    device = resolve_device(args.device)
+    model = ck.model.to(device)
     try:
-        device = resolve_device(args.device)
-        model = ck.model.to(device)
         prompt = ck.tokenizer.encode(args.prompt)
         idx = torch.tensor([prompt], dtype=torch.long, device=device)  # (1, S0)
         generator = torch.Generator(device=device).manual_seed(args.seed)
@@ -399,12 +492,36 @@ def cmd_generate(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "resume": cmd_resume, "generate": cmd_generate}
+def cmd_experiment(args) -> int:
+    from .experiments.registry import run_experiment
+    from .results import check_result_path
+
+    _check_int_option("--seed", args.seed, 0)
+    _check_device(args.device)
+    if args.out is not None:
+        try:
+            check_result_path(args.out)
+        except ValueError as e:
+            raise CLIError(f"--out: {e}") from None
+    result = run_experiment(args.name, quick=args.quick, seed=args.seed, device=args.device,
+                            out=args.out, command=" ".join([PROG, *args.argv]),
+                            progress=not args.no_progress)
+    if args.out is None:
+        print(json.dumps(result, indent=1))
+    else:
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "resume": cmd_resume, "generate": cmd_generate,
+            "experiment": cmd_experiment}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code (argparse exits with 2 on a bad option)."""
+    """Run the command line; returns the exit code (2 for a bad option or checkpoint)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
+    args.argv = argv
     try:
         _set_threads(args)
         return COMMANDS[args.command](args)

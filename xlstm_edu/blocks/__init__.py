@@ -6,7 +6,8 @@
 * :class:`xLSTMBlockStack` with its flat :class:`xLSTMStackConfig`, and :func:`ratio_to_slstm_at`
   for the paper's xLSTM[a:b] notation;
 * :mod:`~xlstm_edu.blocks.components`: convolution, headwise linear, norms, gated feed-forward;
-* :mod:`~xlstm_edu.blocks.official`: load weights of the official ``xlstm`` stack.
+* :mod:`~xlstm_edu.blocks.official`: load weights of the official ``xlstm`` stack (the official
+  package itself is reached through :mod:`xlstm_edu.official`).
 
 Every block and the stack run a whole sequence (``forward``) or one step (``step``) with a
 constant-size state; both give the same outputs.
@@ -21,7 +22,7 @@ from .components import (
     MultiHeadLayerNorm,
 )
 from .mlstm_block import mLSTMBlock, mLSTMBlockState
-from .official import load_official_state_dict, official_stack_config, official_to_ours
+from .official import load_official_state_dict, official_to_ours
 from .slstm_block import sLSTMBlock, sLSTMBlockState
 from .stack import ratio_to_slstm_at, xLSTMBlockStack, xLSTMStackConfig
 
@@ -29,5 +30,5 @@ __all__ = [
     "CausalConv1d", "GatedFeedForward", "LayerNorm", "LinearHeadwise", "MultiHeadLayerNorm",
     "mLSTMBlock", "mLSTMBlockState", "sLSTMBlock", "sLSTMBlockState",
     "xLSTMBlockStack", "xLSTMStackConfig", "ratio_to_slstm_at",
-    "load_official_state_dict", "official_stack_config", "official_to_ours", "components", "official",
+    "load_official_state_dict", "official_to_ours", "components", "official",
 ]

@@ -69,6 +69,40 @@ def proj_up_dim(embedding_dim: int, proj_factor: float, multiple_of: int = 64) -
     return int(math.ceil(proj_factor * embedding_dim / multiple_of) * multiple_of)
 
 
+# --- states -------------------------------------------------------------------------------------
+
+
+def check_block_input(x, embedding_dim: int, ndim: int, names: str) -> None:
+    """``x`` is a floating tensor ``names`` (``(B, S, E)`` or ``(B, E)``) with a non-empty batch and
+    sequence and ``E = embedding_dim``."""
+    if not isinstance(x, torch.Tensor) or x.ndim != ndim or x.shape[-1] != embedding_dim:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must be a tensor {names} with E = {embedding_dim}, got {shape}")
+    if not x.is_floating_point():
+        raise ValueError(f"x must have a floating dtype, got {x.dtype}")
+    if x.shape[0] < 1 or (ndim == 3 and x.shape[1] < 1):
+        raise ValueError(f"x must have non-empty batch and sequence dimensions, got {tuple(x.shape)}")
+
+
+def check_block_state(block: nn.Module, state, batch_size: int, like: torch.Tensor) -> None:
+    """``state`` must look like ``block.zero_state(batch_size, like)``: the same named tuple, every
+    tensor with the same shape, on ``like``'s device, in ``like``'s dtype (``ValueError`` naming the
+    field otherwise). Shapes are compared on the ``meta`` device, so nothing is allocated."""
+    expected = block.zero_state(batch_size, like.to("meta"))
+    name = type(block).__name__
+    if type(state) is not type(expected):
+        raise ValueError(f"{name} state must be a {type(expected).__name__} (from forward(..., "
+                         f"return_state=True), step or zero_state), got {type(state).__name__}")
+    for field, t, ref in zip(expected._fields, state, expected):
+        if not isinstance(t, torch.Tensor) or t.shape != ref.shape:
+            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"{name} state.{field} must have shape {tuple(ref.shape)} (batch size "
+                             f"{batch_size}), got {got}")
+        if t.device != like.device or t.dtype != like.dtype:
+            raise ValueError(f"{name} state.{field} is {t.dtype} on {t.device}, the input "
+                             f"{like.dtype} on {like.device}")
+
+
 # --- layers -------------------------------------------------------------------------------------
 
 

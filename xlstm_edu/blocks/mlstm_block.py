@@ -37,6 +37,8 @@ from .components import (
     LinearHeadwise,
     MultiHeadLayerNorm,
     bias_linspace_,
+    check_block_input,
+    check_block_state,
     small_init_,
     wang_init_,
 )
@@ -153,7 +155,10 @@ class mLSTMBlock(nn.Module):
     def forward(self, x: torch.Tensor, state: mLSTMBlockState | None = None,
                 return_state: bool = False):
         """x ``(B, S, E)`` -> ``y (B, S, E)`` [, new state]. ``state`` continues from a previous call."""
+        check_block_input(x, self.embedding_dim, 3, "(B, S, E)")
         B, S, E = x.shape
+        if state is not None:
+            check_block_state(self, state, B, x)
         NH, DH = self.num_heads, self.head_dim
         a, b = self.proj_up(self.norm(x)).split(self.inner_dim, dim=-1)  # (B, S, D) each
         a_conv, conv_state = self.conv1d(a, None if state is None else state.conv)
@@ -181,15 +186,17 @@ class mLSTMBlock(nn.Module):
 
     def step(self, x_t: torch.Tensor, state: mLSTMBlockState | None = None):
         """One step: x_t ``(B, E)`` -> ``y_t (B, E), new state`` (constant memory)."""
+        check_block_input(x_t, self.embedding_dim, 2, "(B, E)")
         B = x_t.shape[0]
         if state is None:
             state = self.zero_state(B, x_t)
+        check_block_state(self, state, B, x_t)
         a, b = self.proj_up(self.norm(x_t)).split(self.inner_dim, dim=-1)  # (B, D) each
         a_conv, conv_state = self.conv1d.step(a, state.conv)
         a_conv = F.silu(a_conv)
         q, k, v, i_pre, f_pre = self._qkv_gates(a, a_conv)
         q, k, v = (t.reshape(B, self.num_heads, self.head_dim) for t in (q, k, v))  # (B, NH, DH)
-        h, (c, n, m) = mlstm.step(state.c, state.n, state.m, q, k, v, i_pre, f_pre, eps=self.eps)
+        h, (c, n, m) = mlstm.step_torch(state.c, state.n, state.m, q, k, v, i_pre, f_pre, self.eps)
         return self._output(x_t, h, a_conv, b), mLSTMBlockState(conv_state, c, n, m)
 
     def extra_repr(self) -> str:

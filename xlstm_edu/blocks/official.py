@@ -41,8 +41,8 @@ Two things to know:
 * The sLSTM backend is told apart by the shape of ``_recurrent_kernel_`` (``(NH, 4 DH, DH)``:
   vanilla, ``(NH, DH, 4 DH)``: cuda); the bias layout follows the same backend.
 
-:func:`official_stack_config` builds the official config that matches one of ours (for tests and
-the book); it imports ``xlstm`` inside the function, so this module works without it.
+:func:`xlstm_edu.official.build_stack` builds the official stack that matches one of ours (for tests
+and the book); this module itself never imports the official package.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from __future__ import annotations
 import torch
 
 from .mlstm_block import mLSTMBlock
-from .stack import xLSTMBlockStack, xLSTMStackConfig
+from .stack import xLSTMBlockStack
 
 _COMMON = {"xlstm_norm.weight": "norm.weight", "xlstm.conv1d.conv.weight": "conv1d.weight",
            "xlstm.conv1d.conv.bias": "conv1d.bias"}
@@ -136,35 +136,3 @@ def load_official_state_dict(stack: xLSTMBlockStack, official_state_dict: dict) 
         for key, value in mapped.items():
             ours[key].copy_(value)
     return stack
-
-
-def official_stack_config(config: xLSTMStackConfig, slstm_backend: str = "vanilla"):
-    """The official ``xlstm.xLSTMBlockStackConfig`` that builds the same stack as ``config``.
-
-    Needs the ``xlstm`` package (2.0.6). ``slstm_backend="vanilla"`` runs on CPU (any dtype);
-    ``"cuda"`` needs a GPU and compiles a kernel. The official mLSTM layer always uses its pure-torch
-    parallel form forward; its ``context_length`` (the size of its causal mask) must be at least the
-    sequence length.
-    """
-    import xlstm  # test/book-time dependency only
-
-    c = config
-    mlstm_block = slstm_block = None
-    if c.num_mlstm_blocks:
-        mlstm_block = xlstm.mLSTMBlockConfig(mlstm=xlstm.mLSTMLayerConfig(
-            conv1d_kernel_size=c.conv1d_kernel_size, qkv_proj_blocksize=c.qkv_proj_blocksize,
-            num_heads=c.mlstm_num_heads, proj_factor=c.mlstm_proj_factor,
-            round_proj_up_to_multiple_of=c.round_proj_up_to_multiple_of))
-    if c.slstm_at:
-        slstm_block = xlstm.sLSTMBlockConfig(
-            slstm=xlstm.sLSTMLayerConfig(backend=slstm_backend, num_heads=c.slstm_num_heads,
-                                         conv1d_kernel_size=c.conv1d_kernel_size,
-                                         bias_init="powerlaw_blockdependent"),
-            feedforward=xlstm.FeedForwardConfig(
-                proj_factor=c.ff_proj_factor, act_fn="gelu",
-                round_proj_up_to_multiple_of=c.round_proj_up_to_multiple_of))
-    return xlstm.xLSTMBlockStackConfig(
-        mlstm_block=mlstm_block, slstm_block=slstm_block, context_length=c.context_length,
-        num_blocks=c.num_blocks, embedding_dim=c.embedding_dim,
-        add_post_blocks_norm=c.add_post_blocks_norm, bias=c.bias, dropout=c.dropout,
-        slstm_at=list(c.slstm_at))

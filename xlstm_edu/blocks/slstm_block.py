@@ -31,6 +31,8 @@ from .components import (
     LayerNorm,
     LinearHeadwise,
     MultiHeadLayerNorm,
+    check_block_input,
+    check_block_state,
     powerlaw_blockdependent_forget_bias,
     small_init_,
 )
@@ -117,6 +119,9 @@ class sLSTMBlock(nn.Module):
     def forward(self, x: torch.Tensor, state: sLSTMBlockState | None = None,
                 return_state: bool = False):
         """x ``(B, S, E)`` -> ``y (B, S, E)`` [, new state]. ``state`` continues from a previous call."""
+        check_block_input(x, self.embedding_dim, 3, "(B, S, E)")
+        if state is not None:
+            check_block_state(self, state, x.shape[0], x)
         x_norm = self.norm(x)
         x_conv, conv_state = self.conv1d(x_norm, None if state is None else state.conv)
         x_conv = F.silu(x_conv)
@@ -130,8 +135,10 @@ class sLSTMBlock(nn.Module):
 
     def step(self, x_t: torch.Tensor, state: sLSTMBlockState | None = None):
         """One step: x_t ``(B, E)`` -> ``y_t (B, E), new state`` (constant memory)."""
+        check_block_input(x_t, self.embedding_dim, 2, "(B, E)")
         if state is None:
             state = self.zero_state(x_t.shape[0], x_t)
+        check_block_state(self, state, x_t.shape[0], x_t)
         x_norm = self.norm(x_t)
         x_conv, conv_state = self.conv1d.step(x_norm, state.conv)
         gates = self._gate_preacts(x_norm, F.silu(x_conv))  # (B, NH, DH) each

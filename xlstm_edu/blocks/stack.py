@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
-from .components import LayerNorm, proj_up_dim
+from .components import LayerNorm, check_block_input, proj_up_dim
 from .mlstm_block import MLSTM_BACKENDS, mLSTMBlock
 from .slstm_block import sLSTMBlock
 
@@ -177,17 +177,6 @@ class xLSTMBlockStack(nn.Module):
         """The empty state of every block (dtype/device of ``like``)."""
         return tuple(block.zero_state(batch_size, like) for block in self.blocks)
 
-    def _check_input(self, x: torch.Tensor, ndim: int, names: str) -> None:
-        if not isinstance(x, torch.Tensor) or x.ndim != ndim or x.shape[-1] != self.config.embedding_dim:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x must be a tensor {names} with E = {self.config.embedding_dim}, "
-                             f"got {shape}")
-        if not x.is_floating_point():
-            raise ValueError(f"x must have a floating dtype, got {x.dtype}")
-        if x.shape[0] < 1 or (ndim == 3 and x.shape[1] < 1):
-            raise ValueError("x must have non-empty batch and sequence dimensions, "
-                             f"got {tuple(x.shape)}")
-
     def _check_state(self, state) -> tuple:
         if not isinstance(state, (tuple, list)) or len(state) != len(self.blocks):
             raise ValueError(f"state must be a tuple of {len(self.blocks)} block states "
@@ -200,7 +189,7 @@ class xLSTMBlockStack(nn.Module):
         ``state`` (optional) continues from an earlier call: ``forward(x[:, :a], return_state=True)``
         then ``forward(x[:, a:], state)`` equals ``forward(x)``.
         """
-        self._check_input(x, 3, "(B, S, E)")
+        check_block_input(x, self.config.embedding_dim, 3, "(B, S, E)")
         states = self._check_state(state) if state is not None else (None,) * len(self.blocks)
         new_states = []
         for block, block_state in zip(self.blocks, states):
@@ -214,7 +203,7 @@ class xLSTMBlockStack(nn.Module):
 
     def step(self, x_t: torch.Tensor, state: tuple | None = None):
         """One step: x_t ``(B, E)`` -> ``(y_t (B, E), state)``; ``state=None`` starts empty."""
-        self._check_input(x_t, 2, "(B, E)")
+        check_block_input(x_t, self.config.embedding_dim, 2, "(B, E)")
         states = self._check_state(state) if state is not None else (None,) * len(self.blocks)
         new_states = []
         for block, block_state in zip(self.blocks, states):

@@ -8,20 +8,20 @@
   sequential validation batches.
 """
 
-from .loader import TokenDataset, eval_batches, random_batches
+from .loader import eval_batches, random_batches, spread_windows
 from .shakespeare import build_corpus, list_plays, load_plays, strip_gutenberg
 from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer, tokenizer_from_dict, tokenizer_from_file
 
 __all__ = [
     "BPETokenizer",
     "CharTokenizer",
-    "TokenDataset",
     "Tokenizer",
     "build_corpus",
     "eval_batches",
     "list_plays",
     "load_plays",
     "random_batches",
+    "spread_windows",
     "strip_gutenberg",
     "tokenizer_from_dict",
     "tokenizer_from_file",

@@ -9,8 +9,8 @@ with all the context to its left inside the window.
   would have seen (the training loop, :mod:`xlstm_edu.training.loop`, does this).
 - :func:`eval_batches`: consecutive, non-overlapping windows that predict every token of the split
   once (the last window is shorter when ``S`` does not divide the length).
-- :class:`TokenDataset`: every window as a map-style ``torch.utils.data.Dataset``, for a
-  ``DataLoader``.
+- :func:`spread_windows`: a fixed set of windows spread evenly over a split (a cheap validation set);
+- :func:`sample_windows`: the draw behind :func:`random_batches` (used once per update by the loop).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import torch
 
 from .._checks import check_positive_int
 
-__all__ = ["as_token_tensor", "TokenDataset", "random_batches", "eval_batches", "EvalBatches"]
+__all__ = ["as_token_tensor", "random_batches", "sample_windows", "spread_windows", "eval_batches",
+           "EvalBatches"]
 
 
 def as_token_tensor(tokens, context_length: int | None = None, name: str = "tokens") -> torch.Tensor:
@@ -58,29 +59,28 @@ def _windows(tokens: torch.Tensor, starts: torch.Tensor, length: int):
     return window[:, :-1], window[:, 1:]
 
 
-class TokenDataset(torch.utils.data.Dataset):
-    """All ``len(tokens) - S`` windows of a token sequence; item ``i`` is ``(x, y)``, each ``(S,)``,
-    with ``x = tokens[i : i + S]`` and ``y = tokens[i + 1 : i + S + 1]``.
+def sample_windows(tokens: torch.Tensor, batch_size: int, context_length: int,
+                   generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch of windows at uniformly random offsets: ``(x, y)``, each ``(batch_size,
+    context_length)``, drawn with one ``randint`` from ``generator``. ``tokens`` is a checked 1-D int64
+    tensor (:func:`as_token_tensor`) with more than ``context_length`` tokens; no checks here (it runs
+    once per update)."""
+    starts = torch.randint(0, tokens.numel() - context_length, (batch_size,),
+                           generator=generator)  # (B,) on the CPU
+    return _windows(tokens, starts, context_length)
 
-    Args:
-        tokens: 1-D token ids (numpy array, tensor or list), at least ``context_length + 1`` of them.
-        context_length: ``S``, the tokens a model reads per window.
-    """
 
-    def __init__(self, tokens, context_length: int):
-        self.context_length = check_positive_int("context_length", context_length)
-        self.tokens = as_token_tensor(tokens, self.context_length)
-
-    def __len__(self) -> int:
-        return self.tokens.numel() - self.context_length
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        n = len(self)
-        if not -n <= i < n:
-            raise IndexError(f"window {i} out of range for {n} windows")
-        i %= n
-        S = self.context_length
-        return self.tokens[i:i + S], self.tokens[i + 1:i + S + 1]
+def spread_windows(tokens, n_windows: int, context_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n_windows`` windows spread evenly over the whole token sequence (e.g. every held-out play),
+    as inputs and targets ``(n, S)`` with ``y[:, t] = x[:, t + 1]`` in the text; ``n`` is
+    ``n_windows``, or fewer when the sequence has fewer distinct windows. The same windows every
+    time: a fixed, cheap validation set."""
+    tokens = as_token_tensor(tokens, context_length, "tokens")
+    n_windows = check_positive_int("n_windows", n_windows)
+    last = tokens.numel() - context_length - 1  # largest start of a full window
+    n = min(n_windows, last + 1)
+    starts = torch.linspace(0, last, n).round().long()  # (n,)
+    return _windows(tokens, starts, context_length)
 
 
 def random_batches(tokens, batch_size: int, context_length: int,
@@ -110,8 +110,7 @@ def random_batches(tokens, batch_size: int, context_length: int,
     def batches():  # a generator inside, so that bad arguments fail at the call, not at next()
         count = 0
         while num_batches is None or count < num_batches:
-            starts = torch.randint(0, tokens.numel() - S, (B,), generator=generator)  # (B,) on the CPU
-            x, y = _windows(tokens, starts, S)  # each (B, S)
+            x, y = sample_windows(tokens, B, S, generator)  # each (B, S)
             yield (x, y) if device is None else (x.to(device), y.to(device))
             count += 1
 

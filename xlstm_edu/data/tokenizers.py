@@ -276,10 +276,6 @@ class BPETokenizer(Tokenizer):
     def decode(self, ids) -> str:
         return self.hf.decode(_as_id_list(ids, self.vocab_size), skip_special_tokens=False)
 
-    def token_strings(self, ids) -> list[str]:
-        """Each id decoded on its own (a token can be part of a multi-byte character: U+FFFD then)."""
-        return [self.decode([i]) for i in _as_id_list(ids, self.vocab_size)]
-
     def to_dict(self) -> dict:
         return {"type": self.type, "tokenizer": json.loads(self.hf.to_str())}
 

@@ -9,10 +9,12 @@ Everything here runs the package's blocks (:mod:`xlstm_edu.blocks`) and cells (:
   calls, with its arguments and output;
 * :func:`mlstm_block_by_hand`, :func:`slstm_block_by_hand`: a block's output recomputed from its
   submodules and the package's public cell functions (the build-up from the cells);
-* :func:`run_steps`, :func:`state_tensors`, :func:`state_nbytes`: the step form and its state;
+* :func:`run_steps`: the step form (its state is read with :func:`xlstm_edu.timing.state_tensors`);
 * :func:`component_counts`, :func:`stack_counts`, :func:`block_parameter_formula`: parameter counts;
 * :func:`official_parity`, :func:`official_name_table`: the official NX-AI stack (if installed);
-* :func:`draw_block`, :func:`plot_parameter_counts`, :func:`plot_parameter_scaling`: the figures.
+* :data:`DIAGRAMS`, :func:`diagram_shapes`: each block as boxes and arrows (data without coordinates;
+  :mod:`xlstm_edu.figures.blocks` lays them out and draws them), its shape labels checked against the
+  code.
 """
 
 from __future__ import annotations
@@ -22,16 +24,14 @@ import functools
 import re
 from typing import NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import mlstm, slstm
+from .. import mlstm, official, slstm
 from ..blocks import (
     load_official_state_dict,
     mLSTMBlock,
-    official_stack_config,
     sLSTMBlock,
     xLSTMBlockStack,
     xLSTMStackConfig,
@@ -42,7 +42,7 @@ BLOCK_KINDS = ("slstm", "mlstm")
 
 #: Cell functions a block may call, per cell module (the names the blocks look up at call time).
 CELL_FUNCTIONS = {
-    "mlstm": ("parallel_torch", "chunkwise_torch", "recurrent_torch", "step"),
+    "mlstm": ("parallel_torch", "chunkwise_torch", "recurrent_torch", "step_torch"),
     "slstm": ("recurrent_torch", "step_torch"),
 }
 _CELL_MODULES = {"mlstm": mlstm, "slstm": slstm}
@@ -311,26 +311,6 @@ def run_steps(module: nn.Module, x: torch.Tensor, state=None):
     return torch.stack(ys, dim=1), state
 
 
-def state_tensors(state, prefix: str = "state") -> list[tuple[str, tuple[int, ...], int]]:
-    """Flatten a block or stack state into ``(name, shape, bytes)`` rows.
-
-    Named tuples give their field names (``state.blocks[0].c``... for a stack: ``state[0].c``).
-    """
-    if isinstance(state, torch.Tensor):
-        return [(prefix, _shape(state), state.numel() * state.element_size())]
-    if isinstance(state, tuple) and hasattr(state, "_fields"):
-        return [row for name, item in zip(state._fields, state)
-                for row in state_tensors(item, f"{prefix}.{name}")]
-    if isinstance(state, (tuple, list)):
-        return [row for j, item in enumerate(state) for row in state_tensors(item, f"{prefix}[{j}]")]
-    raise ValueError(f"cannot read a state of type {type(state).__name__}")
-
-
-def state_nbytes(state) -> int:
-    """Total bytes of the tensors of a state."""
-    return sum(nbytes for _, _, nbytes in state_tensors(state))
-
-
 # --- parameter counts -------------------------------------------------------------------------------
 
 #: Parameter groups of each block, as (label, parameter-name prefixes); every parameter is in one.
@@ -435,13 +415,11 @@ def official_name_table(config: xLSTMStackConfig) -> list[tuple[str, tuple, str,
     Found, not typed: each official tensor is filled with its own number (1, 2, ...), the state dict goes
     through :func:`xlstm_edu.blocks.official_to_ours`, and each of our tensors is matched by its value.
     """
-    import xlstm  # book/test-time dependency only
-
     from ..blocks import official_to_ours
 
-    official = xlstm.xLSTMBlockStack(official_stack_config(config)).double()
+    official_stack = official.build_stack(config, torch.float64)
     tagged = {name: torch.full_like(t, float(j + 1), dtype=torch.float64)
-              for j, (name, t) in enumerate(official.state_dict().items())}
+              for j, (name, t) in enumerate(official_stack.state_dict().items())}
     ours = official_to_ours(tagged, xLSTMBlockStack(config).double())
     by_tag = {}
     for our_name, t in ours.items():
@@ -460,16 +438,14 @@ def official_parity(config: xLSTMStackConfig, x: torch.Tensor, *, scale: float =
     Returns max absolute differences ``{"forward": ours vs official, "step": our steps vs official,
     "scale": max |official output|}``. Needs the ``xlstm`` package.
     """
-    import xlstm  # book/test-time dependency only
-
     if config.context_length < x.shape[1]:
         raise ValueError(f"context_length ({config.context_length}) must be >= S ({x.shape[1]}): the "
                          "official mLSTM layer's causal mask has that size")
-    official = xlstm.xLSTMBlockStack(official_stack_config(config)).to(x.dtype)
-    perturb_parameters_(official, scale, seed=seed)
-    ours = load_official_state_dict(xLSTMBlockStack(config).to(x.dtype), official.state_dict())
+    official_stack = official.build_stack(config, x.dtype)
+    perturb_parameters_(official_stack, scale, seed=seed)
+    ours = load_official_state_dict(xLSTMBlockStack(config).to(x.dtype), official_stack.state_dict())
     with torch.no_grad():
-        y_official = official(x)
+        y_official = official_stack(x)
         y_ours = ours(x)
     y_steps, _ = run_steps(ours, x)
     return {"forward": float((y_ours - y_official).abs().max()),
@@ -477,103 +453,121 @@ def official_parity(config: xLSTMStackConfig, x: torch.Tensor, *, scale: float =
             "scale": float(y_official.abs().max())}
 
 
-# --- the block diagrams -----------------------------------------------------------------------------
+# --- the block diagrams (data only: xlstm_edu.figures.blocks lays them out and draws them) ---------
 
 
-class _Node(NamedTuple):
-    x: float
-    y: float
+class Box(NamedTuple):
+    r"""One box of a block diagram. No coordinates: :mod:`xlstm_edu.figures.blocks` places it.
+
+    ``kind`` is the color key (``"io"``, ``"norm"``, ``"linear"``, ``"conv"``, ``"cell"``, ``"op"``; an
+    ``"op"`` labelled ``+`` or ``$\odot$`` is a circle). ``trace`` names the row of
+    :func:`trace_shapes` whose shape the box shows, ``shape`` its symbolic shape (checked by
+    :func:`diagram_shapes`). Placement hints, relative to other boxes: ``over`` centers the box over
+    (or under) those boxes, ``span`` makes it as wide as they are together, ``beside`` puts it to the
+    right of that box of the same row. Without a hint, the boxes of a row are spread evenly.
+    """
+
+    key: str
     label: str
-    kind: str  # color key: "io", "norm", "linear", "conv", "cell", "op"
-    trace: str | None = None  # row of trace_shapes whose shape this box shows
-    shape: str | None = None  # symbolic shape, checked against the trace
-    width: float = 2.6
+    kind: str
+    trace: str | None = None
+    shape: str | None = None
+    over: tuple[str, ...] = ()
+    span: bool = False
+    beside: str | None = None
 
 
-_COLORS = {"io": "#eeeeee", "norm": "#fde7c2", "linear": "#cfe3f7", "conv": "#d9f0d3", "cell": "#f7c9c9",
-           "op": "#ffffff"}
+class Diagram(NamedTuple):
+    """A block as data: ``rows`` of boxes from the input (bottom) to the output (top).
 
-#: Layouts of the two blocks (data bottom to top, as in the paper's figures). ``edges``: arrows
-#: ``(from, to[, label])``; ``bus``: ``(sources, to, y)``, several tensors concatenated into one box;
-#: ``bypass``: dashed connections ``(from, to, x of the vertical line)`` (residuals and the skip).
-LAYOUTS = {
-    "slstm": {
-        "nodes": {
-            "x": _Node(5, 0, "input $x$", "io", "x", "(B, S, E)"),
-            "norm": _Node(5, 1.1, "LayerNorm", "norm", "norm", "(B, S, E)"),
-            "conv": _Node(2.5, 2.3, "causal conv (K) + swish", "conv", "conv1d", "(B, S, E)", 3.4),
-            "i": _Node(1.4, 3.6, "$W_i$ (headwise)", "linear", "igate", "(B, S, E)", 2.0),
-            "f": _Node(3.6, 3.6, "$W_f$ (headwise)", "linear", "fgate", "(B, S, E)", 2.0),
-            "z": _Node(6.2, 3.6, "$W_z$ (headwise)", "linear", "zgate", "(B, S, E)", 2.0),
-            "o": _Node(8.4, 3.6, "$W_o$ (headwise)", "linear", "ogate", "(B, S, E)", 2.0),
-            "cell": _Node(4.9, 5.0,
-                          "sLSTM cell (slstm.recurrent_torch): NH heads, $R$ mixes inside a head",
-                          "cell", "slstm.recurrent_torch(...)", "(B, NH, S, DH)", 8.0),
-            "outnorm": _Node(5, 6.2, "GroupNorm (per head)", "norm", "outnorm", "(B, S, NH, DH)"),
-            "res1": _Node(5, 7.2, "+", "op", None, None, 0.5),
-            "ffn_norm": _Node(5, 8.2, "LayerNorm", "norm", "ffn_norm", "(B, S, E)"),
-            "ffn_up": _Node(5, 9.3, "up-projection (PF $\\approx$ 4/3)", "linear", "ffn.proj_up",
-                            "(B, S, 2F)", 3.0),
-            "gelu": _Node(5, 10.4, "GeLU(gate) $\\odot$ up", "op", None, None, 2.4),
-            "ffn_down": _Node(5, 11.4, "down-projection", "linear", "ffn.proj_down", "(B, S, E)", 3.0),
-            "res2": _Node(5, 12.4, "+", "op", None, None, 0.5),
-            "y": _Node(5, 13.4, "output $y$", "io", "y", "(B, S, E)"),
-        },
-        "edges": [
-            ("x", "norm"), ("norm", "conv"), ("conv", "i"), ("conv", "f"), ("norm", "z"), ("norm", "o"),
-            ("i", "cell", "$\\tilde\\imath$"), ("f", "cell", "$\\tilde f$"),
-            ("z", "cell", "$\\tilde z$"), ("o", "cell", "$\\tilde o$"),
-            ("cell", "outnorm", "$h$"), ("outnorm", "res1"),
-            ("res1", "ffn_norm"), ("ffn_norm", "ffn_up"), ("ffn_up", "gelu", "gate, up"),
-            ("gelu", "ffn_down"), ("ffn_down", "res2"), ("res2", "y"),
-        ],
-        "bus": [],
-        "bypass": [("x", "res1", 10.3), ("res1", "res2", 0.3)],
-        "loop": "cell",  # recurrent connection drawn on this box
-        "title": "sLSTM block (post up-projection)",
-    },
-    "mlstm": {
-        "nodes": {
-            "x": _Node(5, 0, "input $x$", "io", "x", "(B, S, E)"),
-            "norm": _Node(5, 1.1, "LayerNorm", "norm", "norm", "(B, S, E)"),
-            "up": _Node(5, 2.2, "up-projection (PF 2) into $a$, $b$", "linear", "proj_up", "(B, S, 2D)",
-                        4.2),
-            "conv": _Node(2.4, 3.5, "causal conv (K) + swish", "conv", "conv1d", "(B, S, D)", 3.2),
-            "q": _Node(1.3, 4.8, "$q$ (block-diag.)", "linear", "q_proj", "(B, S, D)", 2.0),
-            "k": _Node(3.5, 4.8, "$k$ (block-diag.)", "linear", "k_proj", "(B, S, D)", 2.0),
-            "v": _Node(5.7, 4.8, "$v$ (block-diag.)", "linear", "v_proj", "(B, S, D)", 2.0),
-            "gates": _Node(7.55, 7.2, "gates $\\tilde\\imath, \\tilde f$\nfrom $[q, k, v]$", "linear",
-                           "igate", "(B, S, NH)", 2.3),
-            "cell": _Node(3.5, 7.2, "mLSTM cell (mlstm.chunkwise_torch): NH heads", "cell",
-                          "mlstm.chunkwise_torch(...)", "(B, NH, S, DH)", 5.0),
-            "outnorm": _Node(3.5, 8.4, "GroupNorm (per head)", "norm", "outnorm", "(B, S, NH, DH)"),
-            "skip": _Node(3.5, 9.5, "+", "op", None, None, 0.5),
-            "swish": _Node(9.3, 4.8, "swish($b$)", "op", None, None, 1.3),
-            "mul": _Node(5, 10.5, "$\\odot$", "op", None, None, 0.5),
-            "down": _Node(5, 11.5, "down-projection", "linear", "proj_down", "(B, S, E)", 3.0),
-            "res": _Node(5, 12.5, "+", "op", None, None, 0.5),
-            "y": _Node(5, 13.5, "output $y$", "io", "y", "(B, S, E)"),
-        },
-        "edges": [
-            ("x", "norm"), ("norm", "up"), ("up", "conv", "$a$"), ("up", "v", "$a$"),
-            ("up", "swish", "$b$"), ("conv", "q"), ("conv", "k"), ("q", "cell"), ("k", "cell"),
-            ("v", "cell"), ("gates", "cell"), ("cell", "outnorm", "$h$"), ("outnorm", "skip"),
-            ("skip", "mul"), ("swish", "mul", "output gate"), ("mul", "down"), ("down", "res"),
-            ("res", "y"),
-        ],
-        "bus": [(("q", "k", "v"), "gates", 5.75)],
-        "bypass": [("x", "res", 10.3), ("conv", "skip", 0.1)],
-        "loop": None,
-        "title": "mLSTM block (pre up-projection)",
-    },
+    ``edges``: arrows ``(from, to, label)`` (``""``: no label); ``concats``: ``(sources, to)``, tensors
+    concatenated into one box; ``bypasses``: dashed connections ``(from, to, label)`` around the boxes
+    between them (residuals, the learnable skip); ``loop``: ``(box, label)``, a recurrent connection.
+    """
+
+    title: str
+    rows: tuple[tuple[Box, ...], ...]
+    edges: tuple[tuple[str, str, str], ...]
+    concats: tuple[tuple[tuple[str, ...], str], ...] = ()
+    bypasses: tuple[tuple[str, str, str], ...] = ()
+    loop: tuple[str, str] | None = None
+
+
+#: The two blocks, data bottom to top as in the paper's figures.
+DIAGRAMS = {
+    "slstm": Diagram(
+        title="sLSTM block (post up-projection)",
+        rows=(
+            (Box("x", "input $x$", "io", "x", "(B, S, E)"),),
+            (Box("norm", "LayerNorm", "norm", "norm", "(B, S, E)"),),
+            (Box("conv", "causal conv ($K$) + swish", "conv", "conv1d", "(B, S, E)", over=("i", "f"),
+                 span=True),),
+            (Box("i", "$W_i$ (headwise)", "linear", "igate", "(B, S, E)"),
+             Box("f", "$W_f$ (headwise)", "linear", "fgate", "(B, S, E)"),
+             Box("z", "$W_z$ (headwise)", "linear", "zgate", "(B, S, E)"),
+             Box("o", "$W_o$ (headwise)", "linear", "ogate", "(B, S, E)")),
+            (Box("cell", "sLSTM cell (slstm.recurrent_torch): NH heads\n$R$ mixes inside a head",
+                 "cell", "slstm.recurrent_torch(...)", "(B, NH, S, DH)", over=("i", "o"), span=True),),
+            (Box("outnorm", "GroupNorm (per head)", "norm", "outnorm", "(B, S, NH, DH)"),),
+            (Box("res1", "+", "op"),),
+            (Box("ffn_norm", "LayerNorm", "norm", "ffn_norm", "(B, S, E)"),),
+            (Box("ffn_up", "up-projection (PF $\\approx$ 4/3)", "linear", "ffn.proj_up", "(B, S, 2F)"),),
+            (Box("gelu", "GeLU(gate) $\\odot$ up", "op"),),
+            (Box("ffn_down", "down-projection", "linear", "ffn.proj_down", "(B, S, E)"),),
+            (Box("res2", "+", "op"),),
+            (Box("y", "output $y$", "io", "y", "(B, S, E)"),),
+        ),
+        edges=(
+            ("x", "norm", ""), ("norm", "conv", ""), ("conv", "i", ""), ("conv", "f", ""),
+            ("norm", "z", ""), ("norm", "o", ""), ("i", "cell", "$\\tilde\\imath$"),
+            ("f", "cell", "$\\tilde f$"), ("z", "cell", "$\\tilde z$"), ("o", "cell", "$\\tilde o$"),
+            ("cell", "outnorm", "$h$"), ("outnorm", "res1", ""),
+            ("res1", "ffn_norm", ""), ("ffn_norm", "ffn_up", ""), ("ffn_up", "gelu", "gate, up"),
+            ("gelu", "ffn_down", ""), ("ffn_down", "res2", ""), ("res2", "y", ""),
+        ),
+        bypasses=(("x", "res1", "residual"), ("res1", "res2", "residual")),
+        loop=("cell", "$R\\,h_{t-1}$"),
+    ),
+    "mlstm": Diagram(
+        title="mLSTM block (pre up-projection)",
+        rows=(
+            (Box("x", "input $x$", "io", "x", "(B, S, E)"),),
+            (Box("norm", "LayerNorm", "norm", "norm", "(B, S, E)"),),
+            (Box("up", "up-projection (PF 2) into $a$, $b$", "linear", "proj_up", "(B, S, 2D)"),),
+            (Box("conv", "causal conv ($K$) + swish", "conv", "conv1d", "(B, S, D)", over=("q", "k"),
+                 span=True),),
+            (Box("q", "$q$ (block-diag.)", "linear", "q_proj", "(B, S, D)"),
+             Box("k", "$k$ (block-diag.)", "linear", "k_proj", "(B, S, D)"),
+             Box("v", "$v$ (block-diag.)", "linear", "v_proj", "(B, S, D)")),
+            (Box("cell", "mLSTM cell (mlstm.chunkwise_torch)\nNH heads", "cell",
+                 "mlstm.chunkwise_torch(...)", "(B, NH, S, DH)", over=("q", "v"), span=True),
+             Box("gates", "gates $\\tilde\\imath, \\tilde f$", "linear", "igate", "(B, S, NH)",
+                 beside="cell")),
+            (Box("outnorm", "GroupNorm (per head)", "norm", "outnorm", "(B, S, NH, DH)"),),
+            (Box("skip", "+", "op"),),
+            (Box("mul", "$\\odot$", "op"), Box("swish", "swish($b$)", "op", beside="mul")),
+            (Box("down", "down-projection", "linear", "proj_down", "(B, S, E)"),),
+            (Box("res", "+", "op"),),
+            (Box("y", "output $y$", "io", "y", "(B, S, E)"),),
+        ),
+        edges=(
+            ("x", "norm", ""), ("norm", "up", ""), ("up", "conv", "$a$"), ("up", "v", "$a$"),
+            ("up", "swish", "$b$"), ("conv", "q", ""), ("conv", "k", ""), ("q", "cell", ""),
+            ("k", "cell", ""), ("v", "cell", ""), ("gates", "cell", ""), ("cell", "outnorm", "$h$"),
+            ("outnorm", "skip", ""), ("skip", "mul", ""), ("swish", "mul", "output gate"),
+            ("mul", "down", ""), ("down", "res", ""), ("res", "y", ""),
+        ),
+        concats=((("q", "k", "v"), "gates"),),
+        bypasses=(("conv", "skip", "learnable skip"), ("x", "res", "residual")),
+    ),
 }
 
-_BOX_HEIGHT = 0.62
-_CIRCLE = 0.25  # radius of the "+" and "⊙" circles
 
-
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(str(n) for n in shape) + ")"
+def diagram_boxes(kind: str) -> dict[str, Box]:
+    """The boxes of the ``kind`` diagram by key, bottom row first."""
+    if kind not in DIAGRAMS:
+        raise ValueError(f"kind must be one of {tuple(DIAGRAMS)}, got {kind!r}")
+    return {box.key: box for row in DIAGRAMS[kind].rows for box in row}
 
 
 def diagram_shapes(kind: str, block: nn.Module, x: torch.Tensor) -> dict[str, tuple[str, tuple]]:
@@ -587,182 +581,28 @@ def diagram_shapes(kind: str, block: nn.Module, x: torch.Tensor) -> dict[str, tu
     traced = dict(trace_shapes(block, x))
     dims = block_dims(block, x)
     out = {}
-    for key, node in LAYOUTS[kind]["nodes"].items():
-        if node.trace is None:
+    for key, box in diagram_boxes(kind).items():
+        if box.trace is None:
             continue
-        if node.trace not in traced:
-            raise ValueError(f"box {key!r}: no traced tensor {node.trace!r}")
-        expected = eval_shape(node.shape, dims)
-        if expected != traced[node.trace]:
-            raise ValueError(f"box {key!r}: label {node.shape} = {expected} but the block computes "
-                             f"{traced[node.trace]}")
-        out[key] = (node.shape, traced[node.trace])
+        if box.trace not in traced:
+            raise ValueError(f"box {key!r}: no traced tensor {box.trace!r}")
+        expected = eval_shape(box.shape, dims)
+        if expected != traced[box.trace]:
+            raise ValueError(f"box {key!r}: label {box.shape} = {expected} but the block computes "
+                             f"{traced[box.trace]}")
+        out[key] = (box.shape, traced[box.trace])
     return out
 
 
-def _is_circle(n: _Node) -> bool:
-    return n.label in ("+", "$\\odot$")
-
-
-def _half_width(n: _Node) -> float:
-    return _CIRCLE if _is_circle(n) else n.width / 2
-
-
-def _half_height(n: _Node) -> float:
-    return _CIRCLE if _is_circle(n) else _BOX_HEIGHT / 2
-
-
-def draw_block(kind: str, ax=None, block: nn.Module | None = None, x: torch.Tensor | None = None,
-               fontsize: float = 7.5):
-    """Draw the ``"slstm"`` or ``"mlstm"`` block as boxes and arrows on ``ax``.
-
-    With a ``block`` and an input ``x (B, S, E)``, every box that stands for a tensor is labelled with
-    its symbolic shape and the shape traced from the block (:func:`diagram_shapes`, which checks that
-    the two agree). ``fontsize`` is that of the box labels (the others follow it); a figure of about
-    8 x 10 inches per block suits it. Returns ``ax``.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
-
-    if kind not in LAYOUTS:
-        raise ValueError(f"kind must be one of {tuple(LAYOUTS)}, got {kind!r}")
-    if (block is None) != (x is None):
-        raise ValueError("pass both block and x (for shape labels), or neither")
-    layout = LAYOUTS[kind]
-    nodes = layout["nodes"]
-    shapes = diagram_shapes(kind, block, x) if block is not None else {}
-    if ax is None:
-        _, ax = plt.subplots(figsize=(8, 10))
-    line = dict(color="0.25", lw=0.9)
-
-    def arrow(p, q, **kw):
-        style = dict(arrowstyle="-|>", mutation_scale=9, shrinkA=0, shrinkB=0, **line)
-        style.update(kw)
-        ax.add_patch(FancyArrowPatch(p, q, **style))
-
-    def clip(value, n, margin=0.15):
-        half = _half_width(n) - margin if not _is_circle(n) else 0.0
-        return min(max(value, n.x - half), n.x + half)
-
-    for key, n in nodes.items():
-        if _is_circle(n):
-            ax.add_patch(plt.Circle((n.x, n.y), _CIRCLE, fc="white", ec="0.25", lw=0.9, zorder=3))
-            ax.text(n.x, n.y, n.label, ha="center", va="center", fontsize=fontsize + 2.5, zorder=4)
-            continue
-        ax.add_patch(FancyBboxPatch((n.x - n.width / 2, n.y - _BOX_HEIGHT / 2), n.width, _BOX_HEIGHT,
-                                    boxstyle="round,pad=0.02,rounding_size=0.12", fc=_COLORS[n.kind],
-                                    ec="0.3", lw=0.8, zorder=3))
-        text = n.label
-        if key in shapes:
-            symbolic, traced = shapes[key]
-            text += f"\n{symbolic} = {_shape_text(traced)}"
-        ax.text(n.x, n.y, text, ha="center", va="center", fontsize=fontsize, zorder=4, linespacing=1.15)
-
-    for edge in layout["edges"]:
-        src, dst = nodes[edge[0]], nodes[edge[1]]
-        label = edge[2] if len(edge) > 2 else None
-        if abs(src.y - dst.y) < 1e-9:  # side by side: horizontal arrow
-            sign = 1 if dst.x > src.x else -1
-            p, q = (src.x + sign * _half_width(src), src.y), (dst.x - sign * _half_width(dst), dst.y)
-            arrow(p, q)
-        elif _is_circle(dst) and abs(src.x - dst.x) > 0.3:  # up, then into the side of a circle
-            p = (src.x, src.y + _half_height(src))
-            q = (dst.x + (_CIRCLE if src.x > dst.x else -_CIRCLE), dst.y)
-            ax.plot([p[0], p[0]], [p[1], q[1]], **line)
-            arrow((p[0], q[1]), q)
-            q = (p[0], q[1])  # for the label: on the vertical part
-        else:  # bottom to top, vertical where the boxes overlap
-            end_x = clip(src.x, dst)
-            p = (clip(end_x, src), src.y + _half_height(src))
-            q = (end_x, dst.y - _half_height(dst))
-            arrow(p, q)
-        if label:
-            mx, my = (p[0] + q[0]) / 2, (p[1] + q[1]) / 2
-            ax.text(mx + 0.12, my, label, fontsize=fontsize + 0.5, color="0.2", ha="left", va="center",
-                    bbox=dict(fc="white", ec="none", pad=0.3, alpha=0.8), zorder=5)
-
-    for sources, dst_key, y_bus in layout["bus"]:  # concatenation: taps on the sources' arrows
-        dst = nodes[dst_key]
-        xs = [nodes[s].x for s in sources]
-        for s in sources:
-            n = nodes[s]
-            ax.plot([n.x, n.x], [n.y + _half_height(n), y_bus], **line)
-            ax.plot([n.x], [y_bus], "o", ms=3, color="0.25", zorder=4)
-        ax.plot([min(xs), dst.x], [y_bus, y_bus], **line)
-        arrow((dst.x, y_bus), (dst.x, dst.y - _half_height(dst)))
-        ax.text(dst.x, y_bus - 0.18, "concatenate", fontsize=fontsize, color="0.3", ha="center",
-                va="top")
-
-    for src_key, dst_key, x_line in layout["bypass"]:
-        s, d = nodes[src_key], nodes[dst_key]
-        start_x = s.x + np.sign(x_line - s.x) * _half_width(s)
-        end_x = d.x + np.sign(x_line - d.x) * _half_width(d)
-        dashed = dict(color="0.45", lw=0.9, ls="--")
-        ax.plot([start_x, x_line, x_line], [s.y, s.y, d.y], zorder=1, **dashed)
-        arrow((x_line, d.y), (end_x, d.y), color="0.45", ls="--")
-
-    if layout["loop"]:
-        n = nodes[layout["loop"]]
-        right = n.x + n.width / 2
-        arrow((right, n.y + 0.12), (right, n.y - 0.12), connectionstyle="arc3,rad=-2.2", color="tab:red",
-              lw=1.0)
-        ax.text(right + 0.25, n.y - 0.45, "$R\\,h_{t-1}$", fontsize=fontsize + 1, color="tab:red",
-                va="center")
-
-    ys = [n.y for n in nodes.values()]
-    ax.set_xlim(-0.2, 10.6)
-    ax.set_ylim(min(ys) - 0.6, max(ys) + 0.6)
-    ax.axis("off")
-    title = layout["title"]
+def diagram_title(kind: str, block: nn.Module | None = None, x: torch.Tensor | None = None) -> str:
+    """The diagram's title; with a block and an input, a second line with :func:`block_dims`."""
+    title = DIAGRAMS[kind].title
     if block is not None:
-        dims = block_dims(block, x)
-        title += "\n" + ", ".join(f"{k}={v}" for k, v in dims.items())
-    ax.set_title(title, fontsize=fontsize + 2.5)
-    return ax
+        title += "\n" + ", ".join(f"{k}={v}" for k, v in block_dims(block, x).items())
+    return title
 
 
-# --- the parameter-count figures --------------------------------------------------------------------
-
-
-def plot_parameter_counts(block_counts: dict[str, dict[str, int]],
-                          stacks: dict[str, dict[str, dict[str, int]]], title: str = ""):
-    """Top: one block of each kind, split by component (stacked horizontal bars). Bottom: whole stacks
-    (``{"xLSTM[1:0]": stack_counts(...), ...}``), split by block kind. Returns the figure."""
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 8.5), gridspec_kw=dict(height_ratios=(1.2, 1)))
-    colors = iter(plt.get_cmap("tab20").colors)
-    names = {"mlstm": "mLSTM block", "slstm": "sLSTM block"}
-    for row, (kind, counts) in enumerate(block_counts.items()):
-        left = 0.0
-        for label, n in counts.items():
-            ax1.barh(row, n / 1e6, left=left, color=next(colors), edgecolor="white", height=0.6,
-                     label=f"{names[kind][0]}: {label}")
-            left += n / 1e6
-        ax1.text(left, row, f" {left:.2f} M", va="center", fontsize=8)
-    ax1.set_yticks(range(len(block_counts)), [names[k] for k in block_counts])
-    ax1.set_xlabel("parameters (millions)")
-    ax1.set_xlim(0, 1.18 * ax1.get_xlim()[1])
-    ax1.set_title("one block, by component", fontsize=9)
-    ax1.legend(fontsize=8, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.17), frameon=False)
-
-    kinds = (("mlstm", "mLSTM blocks", "tab:blue"), ("slstm", "sLSTM blocks", "tab:red"),
-             ("post_blocks_norm", "final LayerNorm", "0.5"))
-    bottoms = [0.0] * len(stacks)
-    for kind, label, color in kinds:
-        values = [sum(c[kind].values()) / 1e6 for c in stacks.values()]
-        ax2.bar(list(stacks), values, bottom=bottoms, color=color, label=label, width=0.6)
-        bottoms = [b + v for b, v in zip(bottoms, values)]
-    for j, total in enumerate(bottoms):
-        ax2.text(j, total, f"{total:.2f} M", ha="center", va="bottom", fontsize=8)
-    ax2.set_ylim(0, 1.3 * max(bottoms))
-    ax2.set_ylabel("parameters (millions)")
-    ax2.set_title("whole stack, by block kind", fontsize=9)
-    ax2.legend(fontsize=8, ncol=3, loc="upper left", frameon=False)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+# --- the parameter-count limit ---------------------------------------------------------------------
 
 
 def leading_coefficient(kind: str, config: xLSTMStackConfig) -> float:
@@ -774,42 +614,3 @@ def leading_coefficient(kind: str, config: xLSTMStackConfig) -> float:
     if kind == "slstm":
         return 3.0 * config.ff_proj_factor + 8.0 / config.slstm_num_heads
     raise ValueError(f"kind must be one of {BLOCK_KINDS}, got {kind!r}")
-
-
-def plot_parameter_scaling(widths, counted: dict[str, list[int]], formula: dict[str, list[int]],
-                           leading: dict[str, float] | None = None, title: str = ""):
-    """Left: parameters of one block against the width ``E`` (log-log), counted (markers) and from the
-    formula (lines), with an ``E^2`` reference. Right: the same divided by ``E^2``, with the
-    ``leading`` coefficients (dashed). Returns the figure."""
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.2))
-    colors = {"mlstm": "tab:blue", "slstm": "tab:red"}
-    names = {"mlstm": "mLSTM block", "slstm": "sLSTM block"}
-    w = np.asarray(widths, dtype=float)
-    for kind in counted:
-        c, f = np.asarray(counted[kind], float), np.asarray(formula[kind], float)
-        ax1.plot(w, f, "-", color=colors[kind], lw=1.2, label=f"{names[kind]}: formula")
-        ax1.plot(w, c, "o", color=colors[kind], ms=4, mfc="none", label=f"{names[kind]}: counted")
-        ax2.plot(w, f / w**2, "-", color=colors[kind], lw=1.2, label=f"{names[kind]}: formula")
-        ax2.plot(w, c / w**2, "o", color=colors[kind], ms=4, mfc="none", label=f"{names[kind]}: counted")
-        if leading and kind in leading:
-            ax2.axhline(leading[kind], color=colors[kind], ls="--", lw=0.9,
-                        label=f"{names[kind]}: leading term {leading[kind]:.2f} $E^2$")
-    first = next(iter(counted))
-    ax1.plot(w, counted[first][-1] * (w / w[-1]) ** 2, ":", color="0.4", label="$\\propto E^2$")
-    ax1.set_xscale("log", base=2)
-    ax1.set_yscale("log")
-    ax2.set_xscale("log", base=2)
-    for ax in (ax1, ax2):
-        ax.set_xlabel("embedding dimension $E$")
-        ax.grid(alpha=0.3, which="both")
-    ax1.set_ylabel("parameters per block")
-    ax2.set_ylabel("parameters per block / $E^2$")
-    ax1.set_title("log-log: both grow as $E^2$", fontsize=9)
-    ax2.set_title("divided by $E^2$ (steps: F rounded up to a multiple of 64)", fontsize=9)
-    ax1.legend(fontsize=7.5)
-    ax2.legend(fontsize=7.5)
-    fig.suptitle(title or "Parameters of one block against the width", fontsize=10)
-    fig.tight_layout()
-    return fig

@@ -9,8 +9,8 @@
   states (:func:`slstm_trace`, :func:`gate_traces`, used by the chapter's widget).
 
 Every sLSTM computation goes through :mod:`xlstm_edu.slstm` and :mod:`xlstm_edu.gating`; only the
-sigmoid baseline (a comparison, not a package cell) is written out here. matplotlib is imported
-inside the plotting functions.
+sigmoid baseline (a comparison, not a package cell) is written out here. The figures are in
+:mod:`xlstm_edu.figures.gating`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import slstm
+from .. import mlstm, slstm
 from ..gating import log_sigmoid
 
 #: A pre-activation that makes a sigmoid gate "open": ``sigmoid(30) = 1 - 9.4e-14``. Used for the forget
@@ -167,41 +167,6 @@ def revise_comparison(betas=(0.3, 1, 3, 10, 30, 100, 300, 1000), thresholds=None
                 errors={k: np.asarray(v) for k, v in errors.items()})
 
 
-def plot_revise(task, outputs, comparison, index=0, beta=None):
-    """Three panels: one sequence's importance and record, its target and the cells' outputs, and the
-    test error against ``beta`` (from :func:`revise_comparison`). Returns the figure."""
-    import matplotlib.pyplot as plt
-
-    colors = dict(zip(REVISE_CELLS, ("tab:blue", "tab:orange", "tab:green")))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
-    S = task.values.shape[1]
-    t = np.arange(S)
-    a = task.importance[index]
-    ax = axes[0]
-    ax.plot(t, a, "o", ms=3, color="gray", label=r"importance $a_t$")
-    ax.step(t, np.maximum.accumulate(a), where="post", color="k", lw=1.2, label="most important so far")
-    new = np.flatnonzero(np.r_[True, np.diff(task.record[index]) != 0])
-    ax.plot(t[new], a[new], "r*", ms=9, label="new record (revise!)")
-    ax.set(xlabel="step t", ylabel="importance", title="importance of each item")
-    ax.legend(fontsize=8)
-    ax = axes[1]
-    ax.plot(t, task.values[index], "o", ms=3, color="gray", label=r"value $z_t$")
-    ax.step(t, task.target[index], where="post", color="k", lw=5, alpha=0.3, label="target")
-    for name, h in outputs.items():
-        ax.plot(t, h[index], lw=1.3, color=colors[name], label=name)
-    ax.set(xlabel="step t", ylabel="value", ylim=(-1.05, 1.05),
-           title="hold the most important value" + (rf" ($\beta$ = {beta:g})" if beta else ""))
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=3)
-    ax = axes[2]
-    for name, err in comparison["errors"].items():
-        ax.loglog(comparison["betas"], err, "o-", color=colors[name], label=name)
-    ax.set(xlabel=r"gate sharpness $\beta$ (input-gate pre-activation $\beta a_t$)",
-           ylabel="mean |h - target| (test)", title="error on the revise task")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
 # --- the normalizer: h is a weighted average -----------------------------------------------------
 
 
@@ -211,16 +176,13 @@ def average_weights(igate_preact, fgate_preact):
 
     Unrolled, ``c_t = sum_s (prod_{r=s+1..t} f_r) i_s z_s`` and ``n_t`` is the same sum without
     ``z_s``, so ``w[t, :]`` is a softmax over ``s <= t`` of
-    ``log D[t, s] = igate_preact_s + sum_{r=s+1..t} log f_r`` (computed in log space).
+    ``log D[t, s] = igate_preact_s + sum_{r=s+1..t} log f_r``: the mLSTM's decay matrix, built the
+    stable way (:func:`xlstm_edu.mlstm.log_decay_matrix`).
     """
     i_pre = np.asarray(igate_preact, dtype=np.float64)
     log_f = log_sigmoid(np.asarray(fgate_preact, dtype=np.float64))
-    S = i_pre.shape[0]
-    cum = np.concatenate([[0.0], np.cumsum(log_f)])  # cum[t+1] = sum_{r<=t} log f_r
-    log_d = cum[1:, None] - cum[None, 1:] + i_pre[None, :]  # (t, s): sum_{r=s+1..t} log f_r + i_s
-    log_d = np.where(np.tri(S, dtype=bool), log_d, -np.inf)
-    log_d -= log_d.max(axis=1, keepdims=True)
-    w = np.exp(log_d)
+    log_d = mlstm.log_decay_matrix(log_f, i_pre)  # (t, s), -inf for s > t
+    w = np.exp(log_d - log_d.max(axis=1, keepdims=True))
     return w / w.sum(axis=1, keepdims=True)
 
 
@@ -303,38 +265,29 @@ def overflow_report(igate_preact, fgate_preact, zgate_preact, ogate_preact,
     return rows
 
 
-def plot_overflow(igate_preact, fgate_preact, zgate_preact, ogate_preact,
-                  dtypes=(np.float32, np.float16), unit=(0, 0, 0)):
-    """One unit ``(b, head, d)`` of ``h``: the textbook form in each dtype against the stabilized cell
-    (float64), with a dashed line where ``igate_preact`` first exceeds ``log(max)`` of the dtype.
-    Inputs ``(B, NH, S, DH)``. Returns the figure."""
-    import matplotlib.pyplot as plt
+def overflow_traces(igate_preact, fgate_preact, zgate_preact, ogate_preact,
+                    dtypes=(np.float32, np.float16), unit=(0, 0, 0)):
+    """One unit ``(b, head, d)`` of the overflow experiment, step by step. Inputs ``(B, NH, S, DH)``.
 
+    Returns a dict with ``igate_preact (S,)`` of that unit, ``h_stabilized (S,)`` (the stabilized cell
+    in float64) and, keyed by dtype name, ``textbook`` (the textbook form's ``h (S,)`` in that dtype:
+    inf/nan where it overflows), ``log_max`` (``log`` of the dtype's largest number) and
+    ``first_over`` (the first step where the unit's ``igate_preact > log_max``, or None).
+    """
     b, head, d = unit
     gates = [np.asarray(g) for g in (igate_preact, fgate_preact, zgate_preact, ogate_preact)]
     h64 = slstm.recurrent(*(g.astype(np.float64) for g in gates))[b, head, :, d]
-    t = np.arange(h64.shape[0])
-    fig, axes = plt.subplots(1, 2, figsize=(13, 3.6), gridspec_kw=dict(width_ratios=[1, 2]))
-    axes[0].plot(t, gates[0][b, head, :, d], color="k")
-    axes[0].set(xlabel="step t", ylabel=r"$\tilde\imath_t$", title="input-gate pre-activation")
-    axes[1].plot(t, h64, color="k", lw=2.5, alpha=0.4, label="stabilized (float64)")
-    for dtype, color, marker in zip(dtypes, ("tab:blue", "tab:red", "tab:green"), "o^s"):
+    i_unit = gates[0][b, head, :, d]
+    textbook, log_max, first_over = {}, {}, {}
+    for dtype in dtypes:
         dt = np.dtype(dtype)
-        h = slstm.recurrent_unstabilized_numpy(*(g.astype(dt) for g in gates))[b, head, :, d]
-        ok = np.isfinite(h)
-        axes[1].plot(t[ok], h[ok], marker, ms=3, color=color, label=f"textbook, {dt.name}")
-        log_max = float(np.log(float(np.finfo(dt).max)))
-        over = np.flatnonzero(gates[0][b, head, :, d] > log_max)
-        for ax in axes:
-            if over.size:
-                ax.axvline(over[0], color=color, ls="--", lw=1)
-        axes[0].axhline(log_max, color=color, ls=":", lw=1, label=f"log(max {dt.name})")
-    axes[0].legend(fontsize=8)
-    axes[1].set(xlabel="step t", ylabel=r"$h_t$",
-                title="output: the textbook form stops (inf/nan) where exp overflows (dashed)")
-    axes[1].legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    return fig
+        h = slstm.recurrent_unstabilized_numpy(*(g.astype(dt) for g in gates))  # (B, NH, S, DH)
+        textbook[dt.name] = h[b, head, :, d]
+        log_max[dt.name] = float(np.log(float(np.finfo(dt).max)))
+        over = np.flatnonzero(i_unit > log_max[dt.name])
+        first_over[dt.name] = int(over[0]) if over.size else None
+    return dict(igate_preact=i_unit, h_stabilized=h64, textbook=textbook, log_max=log_max,
+                first_over=first_over)
 
 
 # --- traces of the stabilized states -------------------------------------------------------------
@@ -389,44 +342,3 @@ def gate_traces(S=24, seed=0, igate_offset=0.0, igate_noise=1.0, spike_step=8, s
         *(g[None, None, :, None].astype(dt) for g in (i_pre, f_pre, z_pre, o_pre)))[0, 0, :, 0]
     return dict(igate_preact=i_pre, fgate_preact=f_pre, z=np.tanh(z_pre), trace=trace,
                 h_textbook=textbook.astype(np.float64), textbook_dtype=dt.name)
-
-
-def plot_gate_traces(data, fig=None):
-    """Four panels from :func:`gate_traces`: the pre-activations and ``z``; ``m_t`` and
-    ``log n_t``; the stabilized states ``c``, ``n``; and ``h`` (stabilized vs textbook)."""
-    import matplotlib.pyplot as plt
-
-    if fig is None:
-        fig = plt.figure(figsize=(11, 6.2))
-    axes = fig.subplots(2, 2, sharex=True)
-    tr = data["trace"]
-    S = len(data["igate_preact"])
-    t = np.arange(S)
-    ax = axes[0, 0]
-    ax.plot(t, data["igate_preact"], "o-", ms=3, label=r"input pre-act. $\tilde\imath_t$")
-    ax.plot(t, data["fgate_preact"], "--", label=r"forget pre-act. $\tilde f_t$")
-    ax.set(ylabel="pre-activation", title="gate pre-activations")
-    ax.legend(fontsize=8)
-    ax = axes[0, 1]
-    ax.plot(t, tr["m"], "o-", ms=3, label=r"stabilizer $m_t$")
-    ax.plot(t, tr["log_n_true"], "--", label=r"$\log n_t$ (true normalizer)")
-    ax.set(ylabel="log scale", title=r"stabilizer $m_t$ and $\log n_t$ (never overflow)")
-    ax.legend(fontsize=8)
-    ax = axes[1, 0]
-    ax.plot(t, tr["c"], "o-", ms=3, label=r"$\tilde c_t = c_t e^{-m_t}$")
-    ax.plot(t, tr["n"], "s-", ms=3, label=r"$\tilde n_t = n_t e^{-m_t}$")
-    ax.set(xlabel="step t", ylabel="stabilized state", title=r"states as stored: $\tilde n_t \geq 1$")
-    ax.legend(fontsize=8)
-    ax = axes[1, 1]
-    ax.plot(t, data["z"], "o", ms=3, color="gray", label=r"cell input $z_t$")
-    ax.plot(t, tr["h"], "-", lw=2, label=r"$h_t$ stabilized")
-    textbook = data["h_textbook"]
-    ok = np.isfinite(textbook)
-    ax.plot(t[ok], textbook[ok], "x", color="tab:red",
-            label=f"$h_t$ textbook ({data['textbook_dtype']})")
-    if not ok.all():
-        ax.plot(t[~ok], np.zeros((~ok).sum()), "v", color="tab:red", ms=7, label="textbook inf/nan")
-    ax.set(xlabel="step t", ylabel="output", ylim=(-1.1, 1.1), title=r"output $h_t = c_t / n_t$")
-    ax.legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
-    return fig

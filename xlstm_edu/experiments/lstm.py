@@ -12,7 +12,6 @@ and :class:`xlstm_edu.lstm.LSTM` all qualify.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -20,6 +19,8 @@ import torch
 from torch import nn
 
 from ..lstm import LSTM, recurrent, recurrent_numpy, recurrent_torch
+from ..models import count_parameters  # noqa: F401  (the chapter counts its models' parameters)
+from ..timing import interleaved_medians
 
 __all__ = [
     "run_all_implementations",
@@ -32,8 +33,7 @@ __all__ = [
     "gradient_norm_curves",
     "decay_per_step",
     "forget_gate_activations",
-    "plot_gradient_norms",
-    "median_time",
+    "curve_summary",
     "time_lstm_paths",
 ]
 
@@ -120,10 +120,6 @@ def make_lstm(input_size: int, hidden_size: int, *, seed: int, forget_bias: floa
     return model
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def _param_dtype(model: nn.Module) -> torch.dtype:
     return next(model.parameters()).dtype
 
@@ -205,46 +201,20 @@ def forget_gate_activations(lstm: LSTM, S: int, *, batch_size: int = 16, seed: i
     return torch.sigmoid(preact[..., H:2 * H]).numpy()
 
 
-def plot_gradient_norms(curves: dict[str, np.ndarray], ax=None):
-    """Log-scale plot of gradient norm vs distance: geometric mean over seeds and the min-max band.
-
-    ``curves`` maps a label to an array ``(seeds, S)`` from :func:`gradient_norm_curves`.
-    Returns the matplotlib axes.
-    """
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4.2))
-    for label, c in curves.items():
-        c = np.asarray(c, dtype=np.float64)
-        d = np.arange(c.shape[1])
-        (line,) = ax.semilogy(d, np.exp(np.log(c).mean(axis=0)), label=label)
-        ax.fill_between(d, c.min(axis=0), c.max(axis=0), color=line.get_color(), alpha=0.2, lw=0)
-    ax.set_xlabel("distance $S-t$ from the last step (steps)")
-    ax.set_ylabel(r"$\|\partial L_S / \partial x_t\|$")
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend()
-    return ax
-
-
-def median_time(fn: Callable[[], object], *, repeat: int = 7, number: int = 1) -> float:
-    """Median wall time of ``fn()`` in seconds over ``repeat`` rounds of ``number`` calls each.
-
-    Calls ``fn`` once first (warm-up: numba compilation, allocator, caches).
-    """
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - t0) / number)
-    return float(np.median(times))
+def curve_summary(curves) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per distance ``d``: the geometric mean over seeds of ``curves (seeds, S)`` (the mean of the
+    logs, as in :func:`decay_per_step`) and the smallest and largest value. Three arrays ``(S,)``."""
+    c = np.asarray(curves, dtype=np.float64)
+    if c.ndim != 2:
+        raise ValueError(f"curves must be (seeds, S), got shape {c.shape}")
+    return np.exp(np.log(c).mean(axis=0)), c.min(axis=0), c.max(axis=0)
 
 
 def time_lstm_paths(B: int = 8, S: int = 256, D_in: int = 32, H: int = 64, *, repeat: int = 7,
-                    dtype=torch.float32, seed: int = 0) -> dict[str, float]:
-    """Median forward times (seconds, no gradients) of the four LSTM implementations, same weights.
+                    rounds: int = 3, dtype=torch.float32, seed: int = 0) -> dict[str, float]:
+    """Median forward times (seconds, no gradients) of the four LSTM implementations, same weights,
+    timed side by side in ``rounds`` interleaved rounds of ``repeat`` calls
+    (:func:`xlstm_edu.timing.interleaved_medians`).
 
     Keys: ``"numpy reference loop"`` (:func:`~xlstm_edu.lstm.recurrent_numpy`), ``"numba"``
     (:func:`~xlstm_edu.lstm.recurrent` on numpy arrays), ``"torch loop"``
@@ -266,9 +236,9 @@ def time_lstm_paths(B: int = 8, S: int = 256, D_in: int = 32, H: int = 64, *, re
         with torch.no_grad():
             return recurrent_torch(x_t, *weights_t)
 
-    return {
-        "numpy reference loop": median_time(lambda: recurrent_numpy(x_n, *weights_n), repeat=repeat),
-        "numba": median_time(lambda: recurrent(x_n, *weights_n), repeat=repeat),
-        "torch loop": median_time(run_torch_loop, repeat=repeat),
-        "torch.nn.LSTM": median_time(run_ref, repeat=repeat),
-    }
+    return interleaved_medians({
+        "numpy reference loop": lambda: recurrent_numpy(x_n, *weights_n),
+        "numba": lambda: recurrent(x_n, *weights_n),
+        "torch loop": run_torch_loop,
+        "torch.nn.LSTM": run_ref,
+    }, rounds=rounds, repeats=repeat)

@@ -16,6 +16,9 @@ Writes and reads are both ordinary mLSTM steps in one sequence of length ``2 N``
   (``sigmoid(40) = 1`` in floating point: nothing is forgotten). Its output ``h`` is the retrieved value.
 
 So the memory under test is the package cell itself, not a re-implementation.
+
+:func:`make_pairs` and :func:`explorer_data` compute what the chapter's memory explorer shows
+(:mod:`xlstm_edu.widgets.memory`); the figures are in :mod:`xlstm_edu.figures.mlstm`.
 """
 
 from __future__ import annotations
@@ -185,28 +188,51 @@ def capacity(errors, Ns, threshold):
     return out
 
 
-def plot_retrieval_error(ds, Ns, errors, ax=None):
-    """Two panels: error vs ``N`` per ``d`` (dashed: :func:`crosstalk_theory`), and all ``d`` against
-    the load ``(N - 1) / d``, where the curves fall onto one."""
-    import matplotlib.pyplot as plt
+# --- the chapter's memory explorer --------------------------------------------------------------------
 
-    if ax is None:
-        fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+
+def make_pairs(d, n_pairs, keys="one-hot", seed=0):
+    """Keys ``(n_pairs, d)`` and values ``(n_pairs, d)`` for the memory explorer.
+
+    ``keys="one-hot"``: pair ``j`` has key ``e_{j mod d}`` (orthogonal while ``n_pairs <= d``; after
+    that, pair ``j + d`` shares its key with pair ``j`` and the two values add up in the same row of C).
+    ``keys="random"``: random unit keys. Values are random unit vectors. The first pairs do not depend on
+    ``n_pairs``, so adding pairs keeps the old ones.
+    """
+    if keys not in ("one-hot", "random"):
+        raise ValueError(f"keys must be 'one-hot' or 'random', got {keys!r}")
+    rng = np.random.default_rng(seed)
+    # Draw a fixed pool (4d pairs, or more if asked) so the first pairs never change with n_pairs.
+    pool = max(4 * d, n_pairs)
+    values = random_unit_vectors((pool, d), rng)[:n_pairs]
+    if keys == "one-hot":
+        k = np.eye(d)[np.arange(n_pairs) % d]
     else:
-        fig = ax[0].figure
-    Ns = np.asarray(Ns, dtype=float)
-    for a, d in enumerate(ds):
-        (line,) = ax[0].loglog(Ns, errors[a], "o", ms=4, label=f"d = {d}")
-        ax[0].loglog(Ns, crosstalk_theory(Ns, d), "--", lw=1, color=line.get_color())
-        ax[1].loglog((Ns - 1) / d, errors[a], "o", ms=4, color=line.get_color(), label=f"d = {d}")
-    x = np.logspace(np.log10((Ns.min() - 1) / max(ds)), np.log10((Ns.max() - 1) / min(ds)), 200)
-    ax[1].loglog(x, 1.0 - 1.0 / np.sqrt(1.0 + x), "k--", lw=1, label=r"$1 - 1/\sqrt{1 + x}$")
-    ax[0].set(xlabel="stored pairs N", ylabel="mean cosine distance  1 - cos(h, v)",
-              title="Retrieval error: measured (dots), crosstalk estimate (dashed)")
-    ax[1].set(xlabel="load x = (N - 1) / d", ylabel="mean cosine distance",
-              title="All head sizes on one curve: the error depends on N / d")
-    for a_ in ax:
-        a_.grid(True, which="both", alpha=0.3)
-        a_.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+        k = random_unit_vectors((pool, d), rng)[:n_pairs]
+    return k, values
+
+
+def explorer_data(d=16, n_pairs=8, fgate_preact=3.0, newest_igate_preact=0.0, keys="one-hot", seed=0):
+    """Store ``n_pairs`` pairs (input gate pre-activation 0, the newest one ``newest_igate_preact``;
+    forget pre-activation ``fgate_preact`` for all), read each back with its key.
+
+    Returns a dict with ``C (d, d)`` (the memory in true units, rows = key dims, columns = value dims),
+    ``relative_error (n_pairs,)``, ``cosine_distance (n_pairs,)``, ``age (n_pairs,)`` (writes after
+    pair ``j``: ``n_pairs - 1 - j``), ``forget`` (``sigmoid(fgate_preact)``) and ``forgetting_only``
+    (``1 - forget^age``: the relative error that forgetting alone causes, with orthogonal keys).
+    """
+    k, v = make_pairs(d, n_pairs, keys, seed)
+    i_pre = np.zeros(n_pairs)
+    i_pre[-1] = newest_igate_preact
+    retrieved, state = store_and_retrieve(k, v, igate_preact=i_pre, fgate_preact=fgate_preact,
+                                          return_state=True)
+    age = np.arange(n_pairs)[::-1]
+    forget = 1.0 / (1.0 + np.exp(-fgate_preact))
+    return dict(
+        C=memory_matrix(state),
+        relative_error=relative_error(retrieved, v),
+        cosine_distance=cosine_distance(retrieved, v),
+        age=age,
+        forget=forget,
+        forgetting_only=1.0 - forget ** age,
+    )

@@ -9,15 +9,17 @@ Everything here calls the package's mLSTM (:mod:`xlstm_edu.mlstm`) and its bench
 * :func:`stabilizer_trajectory`: the recurrent form's ``m_t``, stepped with the package's gating;
 * :func:`float32_pitfall`: error of the two ``log D`` constructions (and of ``h``) in float32;
 * :func:`chunk_structure`: which part of the chunkwise form computes each entry of the causal mask;
-* :func:`scaling_sweep`, :func:`memory_sweep`, :func:`loglog_slope`: time and memory against ``S``;
-* ``plot_*``: the chapter's figures.
+* :func:`scaling_sweep`, :func:`memory_sweep`, :func:`loglog_slope`: time and memory against ``S``
+  (measured), and :func:`counted_costs`: FLOPs and the largest tensor against ``S`` (counted).
+
+The figures are in :mod:`xlstm_edu.figures.parallel_forms`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -25,12 +27,10 @@ import torch.nn.functional as F
 
 from .. import bench, mlstm
 from ..gating import log_sigmoid, stabilized_gates
+from ..timing import count_flops, interleaved_medians, largest_tensor_bytes, limited_threads
 
 #: The three forms, in the order the chapter plots them.
 FORMS = ("recurrent", "parallel", "chunkwise")
-
-#: Colors per form, shared by the figures.
-COLORS = {"recurrent": "tab:blue", "parallel": "tab:red", "chunkwise": "tab:green"}
 
 #: Codes of :func:`chunk_structure`.
 FUTURE, INTRA, INTER = 0, 1, 2
@@ -105,9 +105,10 @@ def float32_pitfall(sizes=(256, 512, 1024, 2048), *, NH=1, DH=64, window=30.0, s
     the others are multiplied by less than ``exp(-window)``). The ``h`` error is the relative error
     (max abs / max abs of the reference) of the parallel form built on each construction.
 
-    Returns one dict per ``S``: ``{"S", "cumsum_range", "logd_err": {name: err},
+    Returns one dict per ``S``: ``{"S", "cumsum_range", "cumsum_spacing", "logd_err": {name: err},
     "h_err": {name: err}}``; ``cumsum_range`` is ``|sum_t log f_t|``, the size of the numbers the
-    difference construction subtracts.
+    difference construction subtracts, and ``cumsum_spacing`` the float32 spacing at that size (the
+    smallest error a difference of such numbers can have).
     """
     rows = []
     for S in sizes:
@@ -117,8 +118,10 @@ def float32_pitfall(sizes=(256, 512, 1024, 2048), *, NH=1, DH=64, window=30.0, s
         ref = mlstm.log_decay_matrix(log_f64, i64)  # (1, NH, S, S) float64
         matters = ref - ref.amax(-1, keepdim=True) > -window
         h_ref = mlstm.parallel_torch(q, k, v, i64, f64, eps)
-        row = {"S": S, "cumsum_range": float(log_f64.sum(-1).abs().max()), "logd_err": {},
-               "h_err": {}}
+        cumsum_range = float(log_f64.sum(-1).abs().max())
+        row = {"S": S, "cumsum_range": cumsum_range,
+               "cumsum_spacing": float(np.spacing(np.float32(cumsum_range))),
+               "logd_err": {}, "h_err": {}}
         for name, build in LOG_D_BUILDERS.items():
             log_d32 = build(log_f64.float(), i64.float()).double()
             row["logd_err"][name] = float((log_d32 - ref).abs()[matters].max())
@@ -129,6 +132,14 @@ def float32_pitfall(sizes=(256, 512, 1024, 2048), *, NH=1, DH=64, window=30.0, s
 
 
 # --- the chunk structure ----------------------------------------------------------------------------
+
+
+def stabilized_decay_matrix(log_d):
+    """``D' = exp(log D - m)`` with the row maxima ``m_t = max_s log D_ts`` (the parallel form's
+    stabilizer), for one ``(S, S)`` matrix (numpy or torch). Returns numpy ``(D' (S, S), m (S,))``."""
+    log_d = np.asarray(log_d, dtype=float)
+    m = log_d.max(-1)
+    return np.exp(log_d - m[:, None]), m
 
 
 def chunk_structure(S, L):
@@ -159,29 +170,6 @@ def loglog_slope(x, y):
     return float(slope), float(np.exp(c))
 
 
-@contextmanager
-def limited_threads(n):
-    """Run torch and numba with ``n`` threads inside the block (``None``: leave them as they are).
-
-    On a busy machine, one thread per process gives steadier timings: a multi-threaded kernel
-    waits at every barrier for its slowest thread, and a thread that loses its core to another
-    process stalls all of them.
-    """
-    if n is None:
-        yield
-        return
-    import numba
-
-    old_torch, old_numba = torch.get_num_threads(), numba.get_num_threads()
-    torch.set_num_threads(n)
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old_torch)
-        numba.set_num_threads(old_numba)
-
-
 def _form_fn(form, chunk_size):
     if form == "recurrent":  # numpy in: the compiled numba loop
         return lambda *a: mlstm.recurrent(*a)
@@ -200,26 +188,48 @@ def scaling_sweep(sizes, forms=FORMS, *, max_S=None, B=1, NH=4, DH=64, chunk_siz
     ``max_S`` (``{form: S}``) skips sizes where a form is too slow. Each point is timed in
     ``rounds`` rounds that visit all points in turn (so that a burst of load elsewhere on the
     machine hits many points a little rather than one point a lot), each round a median of
-    ``repeats`` calls (:func:`xlstm_edu.bench.median_time`); the point's time is the median over
-    rounds. Torch and numba run with ``threads`` threads (see :func:`limited_threads`; the slopes do
-    not depend on it). Returns ``{form: {"S": [...], "seconds": [...]}}``.
+    ``repeats`` calls; the point's time is the median over rounds
+    (:func:`xlstm_edu.timing.interleaved_medians`). Torch and numba run with ``threads`` threads
+    (:func:`xlstm_edu.timing.limited_threads`; the slopes do not depend on it). Returns
+    ``{form: {"S": [...], "seconds": [...]}}``.
     """
     max_S = max_S or {}
     fns = {form: _form_fn(form, chunk_size) for form in forms}  # unknown forms fail here
-    points = [(form, S) for S in sizes for form in forms if S <= max_S.get(form, math.inf)]
     inputs = {S: bench.mlstm_inputs(B=B, NH=NH, S=S, DHQK=DH, DHV=DH, seed=seed) for S in sizes}
-    samples = {point: [] for point in points}
-    with limited_threads(threads), torch.no_grad():
-        for _ in range(rounds):
-            for form, S in points:
+    calls = {}
+    for S in sizes:
+        for form in forms:
+            if S <= max_S.get(form, math.inf):
                 args = tuple(x.numpy() for x in inputs[S]) if form == "recurrent" else inputs[S]
-                samples[form, S].append(bench.median_time(
-                    lambda fn=fns[form], args=args: fn(*args), repeats=repeats, warmup=warmup,
-                    max_seconds=max_seconds))
+                calls[form, S] = functools.partial(fns[form], *args)
+    with limited_threads(threads), torch.no_grad():
+        times = interleaved_medians(calls, rounds=rounds, repeats=repeats, warmup=warmup,
+                                    max_seconds=max_seconds)
     out = {form: {"S": [], "seconds": []} for form in forms}
-    for (form, S), ts in samples.items():
+    for (form, S), seconds in times.items():
         out[form]["S"].append(S)
-        out[form]["seconds"].append(float(np.median(ts)))
+        out[form]["seconds"].append(seconds)
+    return out
+
+
+def counted_costs(sizes, forms=("parallel", "chunkwise"), *, B=1, NH=4, DH=64, chunk_size=64):
+    """What one forward call of each form *does* at each ``S``, counted instead of measured: the FLOPs
+    of its matrix products (:func:`xlstm_edu.timing.count_flops`) and the bytes of the largest tensor it
+    creates (:func:`xlstm_edu.timing.largest_tensor_bytes`). The same numbers on every machine, so the
+    chapter may assert on them. Returns ``{form: {"S": [...], "flops": [...], "largest_bytes": [...]}}``.
+    """
+    if "recurrent" in forms:
+        raise ValueError("the recurrent form runs in numba: torch cannot count its work")
+    out = {}
+    for form in forms:
+        d = out[form] = {"S": [], "flops": [], "largest_bytes": []}
+        for S in sizes:
+            call = functools.partial(_form_fn(form, chunk_size),
+                                     *bench.mlstm_inputs(B=B, NH=NH, S=S, DHQK=DH, DHV=DH))
+            with torch.no_grad():
+                d["S"].append(S)
+                d["flops"].append(count_flops(call))
+                d["largest_bytes"].append(largest_tensor_bytes(call))
     return out
 
 
@@ -227,14 +237,14 @@ def memory_sweep(sizes, forms=("parallel", "chunkwise"), *, max_S=None, workers=
                  chunk_size=64):
     """Peak memory (MiB) of one forward call of each form at each ``S`` (torch float32, CPU).
 
-    Each point is :func:`xlstm_edu.bench.peak_memory_mib`: a fresh child process, so points do not
+    Each point is :func:`xlstm_edu.bench.peak_memory`: a fresh child process, so points do not
     disturb each other and ``workers`` of them may run at once (peak RSS is per process).
     Returns ``{form: {"S": [...], "MiB": [...]}}``.
     """
     max_S = max_S or {}
     jobs = [(form, S) for form in forms for S in sizes if S <= max_S.get(form, math.inf)]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        mibs = list(pool.map(lambda job: bench.peak_memory_mib(
+        mibs = list(pool.map(lambda job: bench.peak_memory(
             job[0], job[1], B=B, NH=NH, DHQK=DH, DHV=DH, chunk_size=chunk_size), jobs))
     out = {form: {"S": [], "MiB": []} for form in forms}
     for (form, S), mib in zip(jobs, mibs):
@@ -243,14 +253,20 @@ def memory_sweep(sizes, forms=("parallel", "chunkwise"), *, max_S=None, workers=
     return out
 
 
-def fitted_slopes(sweep, key, min_S=0):
-    """``{form: slope}`` of :func:`loglog_slope` over the points with ``S >= min_S`` of a sweep."""
-    slopes = {}
+def fitted_power_laws(sweep, key, min_S=0):
+    """``{form: (slope, a, S_fit)}``: :func:`loglog_slope` (``y ~ a S^slope``) over the points with
+    ``S >= min_S`` of a sweep, and those ``S``; forms with fewer than two such points are left out."""
+    fits = {}
     for form, d in sweep.items():
         pts = [(S, y) for S, y in zip(d["S"], d[key]) if S >= min_S]
         if len(pts) >= 2:
-            slopes[form] = loglog_slope(*zip(*pts))[0]
-    return slopes
+            fits[form] = (*loglog_slope(*zip(*pts)), [S for S, _ in pts])
+    return fits
+
+
+def fitted_slopes(sweep, key, min_S=0):
+    """``{form: slope}`` of :func:`loglog_slope` over the points with ``S >= min_S`` of a sweep."""
+    return {form: fit[0] for form, fit in fitted_power_laws(sweep, key, min_S).items()}
 
 
 def scaling_table(times, memory):
@@ -267,127 +283,3 @@ def scaling_table(times, memory):
             cells.append(f"{scale * d[key][d['S'].index(S)]:15.2f}" if S in d["S"] else f"{'-':>15}")
         lines.append(f"{S:6d} " + " ".join(cells))
     return "\n".join(lines)
-
-
-# --- figures ----------------------------------------------------------------------------------------
-
-
-def _size_ticks(ax, sizes):
-    """Label a log x axis at the measured sizes only (no crowded minor labels)."""
-    from matplotlib.ticker import NullFormatter
-
-    sizes = sorted(set(int(S) for S in sizes))
-    ax.set_xticks(sizes)
-    ax.set_xticklabels([str(S) for S in sizes])
-    ax.xaxis.set_minor_formatter(NullFormatter())
-
-
-def plot_decay_matrices(log_d, title=""):
-    """Side-by-side heatmaps of ``log D`` (``-inf`` left blank) and ``D' = exp(log D - m)``.
-
-    ``log_d``: one ``(S, S)`` matrix (numpy or torch).
-    """
-    import matplotlib.pyplot as plt
-
-    log_d = np.asarray(log_d, dtype=float)
-    m = log_d.max(-1, keepdims=True)
-    d_stab = np.exp(log_d - m)
-    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.3), constrained_layout=True)
-    shown = np.ma.masked_invalid(np.where(np.isfinite(log_d), log_d, np.nan))
-    im0 = axes[0].imshow(shown, cmap="viridis")
-    fig.colorbar(im0, ax=axes[0], label=r"$\log D_{ts}$")
-    axes[0].set_title(r"$\log D$ (blank: $-\infty$, the future)")
-    im1 = axes[1].imshow(d_stab, cmap="magma", vmin=0.0, vmax=1.0)
-    fig.colorbar(im1, ax=axes[1], label=r"$D'_{ts} = \exp(\log D_{ts} - m_t)$")
-    axes[1].set_title(r"stabilized $D'$ (row maximum = 1)")
-    s_max = np.argmax(log_d, axis=-1)
-    axes[1].plot(s_max, np.arange(len(s_max)), "o", mfc="none", mec="tab:cyan", ms=4, mew=0.8,
-                 label=r"row maximum $\arg\max_s \log D_{ts}$")
-    axes[1].legend(loc="upper right", fontsize=8)
-    for ax in axes:
-        ax.set_xlabel("source step s (key, value)")
-        ax.set_ylabel("target step t (query)")
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
-def plot_chunk_structure(S=32, L=8):
-    """The ``S x S`` causal mask colored by :func:`chunk_structure`, with the chunk boundaries."""
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
-
-    structure = chunk_structure(S, L)
-    colors = ["#f4f4f4", "tab:orange", "tab:cyan"]
-    fig, ax = plt.subplots(figsize=(5.6, 5.2), constrained_layout=True)
-    ax.imshow(structure, cmap=ListedColormap(colors), vmin=-0.5, vmax=2.5)
-    for b in range(L, S, L):
-        ax.axhline(b - 0.5, color="k", lw=0.8)
-        ax.axvline(b - 0.5, color="k", lw=0.8)
-    for c in range(1, -(-S // L)):  # rows of chunk c read chunks 0..c-1 through the memory C_c
-        ax.text(c * L / 2 - 0.5, c * L + min(L, S - c * L) / 2 - 0.5, f"$C_{{{c}}}, n_{{{c}}}$",
-                ha="center", va="center", fontsize=10)
-    ax.set_xlabel("source step s")
-    ax.set_ylabel("target step t")
-    ax.set_title(f"Chunkwise form, S = {S}, L = {L}: who computes $D_{{ts}}$")
-    ax.legend(handles=[
-        Patch(color=colors[INTRA], label="intra-chunk: parallel form on the chunk"),
-        Patch(color=colors[INTER], label=r"inter-chunk: via the memory $(C_k, n_k, m_k)$"),
-        Patch(facecolor=colors[FUTURE], edgecolor="0.7", label="future: masked"),
-    ], loc="upper right", fontsize=8)
-    return fig
-
-
-def plot_pitfall(rows):
-    """Error against ``S`` of the two float32 ``log D`` constructions (left) and of ``h`` (right)."""
-    import matplotlib.pyplot as plt
-
-    sizes = [r["S"] for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.8), constrained_layout=True)
-    for key, ax, label in [("logd_err", axes[0], r"max abs error of $\log D$ (entries that matter)"),
-                           ("h_err", axes[1], r"relative error of $h$")]:
-        for name, style in zip(LOG_D_BUILDERS, ("o-", "s--")):
-            ax.loglog(sizes, [r[key][name] for r in rows], style, label=name)
-        ax.set_xlabel("sequence length S")
-        ax.set_ylabel(label)
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0].loglog(sizes, [np.spacing(np.float32(r["cumsum_range"])) for r in rows], ":", color="0.5",
-                   label=r"float32 spacing at $|\sum_t \log f_t|$")
-    for ax in axes:
-        ax.legend()
-        _size_ticks(ax, sizes)
-    axes[0].set_title(r"float32 $\log D$ vs float64 reference")
-    axes[1].set_title("float32 parallel form vs float64 reference")
-    return fig
-
-
-def plot_scaling(times, memory, *, time_min_S=0, memory_min_S=0):
-    """Log-log plots of time and memory against ``S``, with the fitted slopes in the legends.
-
-    ``times`` from :func:`scaling_sweep`, ``memory`` from :func:`memory_sweep`; slopes are fitted
-    on the points with ``S >= *_min_S`` (drawn as a dashed line over that range).
-    """
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
-    for ax, sweep, key, min_S, unit in [(axes[0], times, "seconds", time_min_S, "forward time (s)"),
-                                        (axes[1], memory, "MiB", memory_min_S, "peak memory (MiB)")]:
-        slopes = fitted_slopes(sweep, key, min_S)
-        for form, d in sweep.items():
-            if not d["S"]:
-                continue
-            label = form + (f"  (slope {slopes[form]:.2f})" if form in slopes else "")
-            ax.loglog(d["S"], d[key], "o-", color=COLORS.get(form), label=label)
-            if form in slopes:
-                x = np.array([S for S in d["S"] if S >= min_S], dtype=float)
-                _, a = loglog_slope(x, [y for S, y in zip(d["S"], d[key]) if S >= min_S])
-                ax.loglog(x, a * x ** slopes[form], "--", color=COLORS.get(form), alpha=0.5)
-        ax.set_xlabel("sequence length S")
-        ax.set_ylabel(unit)
-        _size_ticks(ax, [S for d in sweep.values() for S in d["S"]])
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
-    axes[0].set_title("time: median of repeated forward calls")
-    axes[1].set_title("memory: peak RSS growth of one call")
-    return fig

@@ -1,16 +1,14 @@
 """Experiments for the chapter "sLSTM: scalar memory, memory mixing and heads" (``04_slstm``).
 
 * :func:`random_inputs`: random gate pre-activations and block-diagonal recurrent weights;
-* :func:`full_recurrent_matrix` / :func:`plot_recurrent_matrix`: the ``(NH*DH, 4*NH*DH)`` matrix
-  that the per-head blocks ``R[head, d_in, gate, d_out]`` stand for, and a picture of it;
-* :func:`official_vanilla_slstm`: the official NX-AI ``xlstm`` vanilla sLSTM backend behind the
-  book's ``(B, NH, S, DH)`` interface, to check :func:`xlstm_edu.slstm.recurrent` against it;
-* :func:`time_recurrent_paths` / :func:`plot_speed`: per-step time of the numpy reference loop,
+* :func:`full_recurrent_matrix`: the ``(NH*DH, 4*NH*DH)`` matrix that the per-head blocks
+  ``R[head, d_in, gate, d_out]`` stand for;
+* :func:`time_recurrent_paths`, :func:`speed_table`: per-step time of the numpy reference loop,
   the numba kernel and the torch loop;
-* :func:`impulse_response` / :func:`plot_impulse_responses`: a pulse into one unit, with and without
-  memory mixing (``R = 0``), to see how ``R`` spreads it inside a head and never across heads.
+* :func:`impulse_response`: a pulse into one unit, with and without memory mixing (``R = 0``), to see
+  how ``R`` spreads it inside a head and never across heads.
 
-matplotlib is imported inside the plotting functions only.
+The figures are in :mod:`xlstm_edu.figures.slstm`.
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ import numpy as np
 import torch
 
 from .. import slstm
-from ..bench import median_time
+from ..timing import median_time
 
 
 def random_inputs(B, NH, S, DH, *, seed=0, dtype=np.float64, r_scale=1.0, fgate_bias=0.0):
@@ -51,57 +49,6 @@ def full_recurrent_matrix(R):
     for head in range(NH):
         M[head, :, :, head, :] = R[head]  # (DH, 4, DH): only head_in == head_out is filled
     return M.reshape(NH * DH, 4 * NH * DH)
-
-
-def plot_recurrent_matrix(R, ax=None):
-    """``imshow`` of :func:`full_recurrent_matrix` with the gate blocks marked. Returns the axes."""
-    import matplotlib.pyplot as plt
-
-    NH, DH = R.shape[0], R.shape[1]
-    M = full_recurrent_matrix(R)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(10, 3.2))
-    vmax = float(np.abs(M).max())
-    im = ax.imshow(M, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
-    width = NH * DH
-    for g, name in enumerate(slstm.GATES):
-        if g:
-            ax.axvline(g * width - 0.5, color="k", lw=1.0)
-        ax.text((g + 0.5) * width, -1.5, f"gate {name}", ha="center", va="bottom")
-    ax.set_xticks([(g * NH + head + 0.5) * DH - 0.5 for g in range(4) for head in range(NH)])
-    ax.set_xticklabels([f"h{head}" for _ in range(4) for head in range(NH)], fontsize=7)
-    ax.set_yticks([(head + 0.5) * DH - 0.5 for head in range(NH)])
-    ax.set_yticklabels([f"head {head}" for head in range(NH)])
-    ax.set_xlabel("pre-activation column (gate, head, $d_{out}$)")
-    ax.set_ylabel("input $h_{t-1}$ (head, $d_{in}$)")
-    ax.figure.colorbar(im, ax=ax, fraction=0.02, pad=0.01)
-    return ax
-
-
-def official_vanilla_slstm(igate_preact, fgate_preact, zgate_preact, ogate_preact, R):
-    """The official NX-AI sLSTM (``xlstm`` package, vanilla torch backend) from a zero state.
-
-    Same interface as :func:`xlstm_edu.slstm.recurrent`: gates ``(B, NH, S, DH)``, ``R`` of shape
-    ``(NH, DH, 4, DH)``; returns ``h (B, NH, S, DH)``, numpy in gives numpy out. Requires the
-    package ``xlstm`` (imported here, so that this module imports without it).
-    """
-    from xlstm.blocks.slstm.src.vanilla import slstm_forward, slstm_pointwise_function_registry
-
-    is_numpy = isinstance(igate_preact, np.ndarray)
-    gates = [torch.as_tensor(g) for g in (igate_preact, fgate_preact, zgate_preact, ogate_preact)]
-    R = torch.as_tensor(R)
-    B, NH, S, DH = gates[0].shape
-    kw = dict(dtype=gates[0].dtype, device=gates[0].device)
-    x = torch.stack(gates, dim=0)  # (4, B, NH, S, DH)
-    x = x.permute(3, 1, 0, 2, 4).reshape(S, B, 4 * NH * DH)  # (S, B, gate*head*dim): gate-major
-    R_int = R.permute(0, 2, 3, 1).reshape(NH, 4 * DH, DH)  # (NH, gate*d_out, d_in)
-    states = torch.zeros(4, B, NH * DH, **kw)  # (h, c, n, m), all zero: the official zero state
-    b = torch.zeros(4 * NH * DH, **kw)  # the bias is already inside the pre-activations
-    with torch.no_grad():
-        all_states, _, _ = slstm_forward(x, states, R_int, b,
-                                         slstm_pointwise_function_registry["slstm"])
-    h = all_states[0, 1:].reshape(S, B, NH, DH).permute(1, 2, 0, 3)  # (B, NH, S, DH)
-    return h.numpy() if is_numpy else h
 
 
 def time_recurrent_paths(*, B=1, NH=4, DH=64, S=1024, S_loop=256, repeats=5, warmup=1, seed=0,
@@ -158,30 +105,6 @@ def speed_table(results, reference="numpy reference loop"):
     return "\n".join(lines)
 
 
-def plot_speed(results, ax=None):
-    """Grouped bars (log scale) of microseconds per step, one group per label of ``results``."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 3.2))
-    labels = list(results)
-    names = list(results[labels[0]])
-    width = 0.8 / len(names)
-    for k, name in enumerate(names):
-        x = np.arange(len(labels)) + (k - (len(names) - 1) / 2) * width
-        bars = ax.bar(x, [1e6 * results[lb][name] for lb in labels], width, label=name)
-        ax.bar_label(bars, fmt="%.0f", fontsize=8)
-    ax.set_xticks(np.arange(len(labels)))
-    ax.set_xticklabels([str(lb) for lb in labels])
-    ax.set_yscale("log")
-    top = max(1e6 * t for per_step in results.values() for t in per_step.values())
-    ax.set_ylim(top=3 * top)  # room for the labels above the bars
-    ax.set_ylabel("microseconds per time step")
-    ax.set_title("sLSTM recurrence: median time per step (lower is better)")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return ax
-
-
 def impulse_response(R, *, S=60, pulses=((0, 0),), t_on=5, t_off=10, pulse=3.0, fgate_bias=2.0):
     """h of an sLSTM driven by a pulse into a few units' cell input ``z``, everything else zero.
 
@@ -197,24 +120,3 @@ def impulse_response(R, *, S=60, pulses=((0, 0),), t_on=5, t_off=10, pulse=3.0, 
         z[0, head, t_on:t_off, unit] = pulse
     f = zeros + fgate_bias
     return slstm.recurrent(zeros, f, z, zeros.copy(), R)[0]
-
-
-def plot_impulse_responses(responses, t_on=5, t_off=10):
-    """One row per entry of ``responses`` (title -> ``h (NH, S, DH)``), one column per head."""
-    import matplotlib.pyplot as plt
-
-    rows = list(responses.items())
-    NH = rows[0][1].shape[0]
-    fig, axes = plt.subplots(len(rows), NH, figsize=(2.6 * NH, 2.3 * len(rows)), sharex=True,
-                             sharey=True, squeeze=False)
-    for r, (title, h) in enumerate(rows):
-        for head in range(NH):
-            ax = axes[r, head]
-            ax.axvspan(t_on, t_off, color="0.9")
-            ax.plot(h[head], lw=1.2)  # (S, DH): one line per unit
-            ax.set_title(f"{title}: head {head}", fontsize=9)
-            if r == len(rows) - 1:
-                ax.set_xlabel("time step $t$")
-        axes[r, 0].set_ylabel("$h_t$ (one line per unit)")
-    fig.tight_layout()
-    return fig

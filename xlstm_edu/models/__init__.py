@@ -1,8 +1,11 @@
 """Language models (top layer: built on :mod:`xlstm_edu.blocks`).
 
+* :mod:`~xlstm_edu.models.base`: what they share (:class:`~base.LanguageModel`: token checks,
+  ``generate``, sizes, configs as dicts) and the sampler :func:`sample_next_token`;
 * :class:`xLSTMLM` / :class:`xLSTMLMConfig`: embedding -> xLSTM block stack -> tied head;
-* baselines with the same interface (``forward``, ``step``, ``generate``, ``num_parameters``,
-  ``config``) in :mod:`xlstm_edu.models.baselines`: ``LSTMLM`` and ``TransformerLM``;
+* baselines with the same interface in :mod:`xlstm_edu.models.baselines`: ``LSTMLM`` and
+  ``TransformerLM``;
+* :func:`~xlstm_edu.models.sizing.match_parameters`: the width for a target parameter count;
 * :func:`build_model`: one entry point that picks the model from a config's ``"model"`` field.
 """
 
@@ -11,7 +14,9 @@ from __future__ import annotations
 import dataclasses
 import importlib
 
-from .xlstm_lm import sample_next_token, xLSTMLM, xLSTMLMConfig
+from .base import LanguageModel, count_parameters, sample_next_token
+from .sizing import match_parameters
+from .xlstm_lm import xLSTMLM, xLSTMLMConfig
 
 #: model name -> (module, config class, model class); modules are imported when first used, so
 #: this file works whether or not the optional ones exist.
@@ -21,7 +26,8 @@ MODELS = {
     "transformer": ("xlstm_edu.models.baselines", "TransformerLMConfig", "TransformerLM"),
 }
 
-__all__ = ["xLSTMLM", "xLSTMLMConfig", "sample_next_token", "build_model", "MODELS"]
+__all__ = ["LanguageModel", "xLSTMLM", "xLSTMLMConfig", "sample_next_token", "build_model", "MODELS",
+           "count_parameters", "match_parameters"]
 
 
 def _classes(name: str):

@@ -1,15 +1,8 @@
 """Baseline language models for the comparison with xLSTM: an LSTM and a small causal Transformer.
 
-Both have the interface of the package's xLSTM language model, so one training loop and one sampler
-serve all three:
-
-- ``forward(idx (B, S) int64) -> logits (B, S, V)`` (``return_state=True`` also returns the state);
-- ``step(token (B,), state) -> (logits (B, V), state)``: one token at a time (``state=None`` starts);
-- ``generate(idx, max_new_tokens, *, temperature=1.0, top_k=None, generator=None)``;
-- ``num_parameters()``, ``config``, ``to_dict()`` and ``Model.from_config(config)``.
-
-:func:`match_parameters` picks the width that brings a model to a target parameter count, so that
-models are compared at (nearly) equal size, as in the xLSTM paper's language-modelling experiments.
+Both have the interface of the package's xLSTM language model (:class:`~xlstm_edu.models.base.
+LanguageModel`), so one training loop and one sampler serve all three;
+:func:`xlstm_edu.models.sizing.match_parameters` brings them to equal parameter counts.
 
 The Transformer follows GPT-2 (Radford et al. 2019): learned positions, pre-LayerNorm blocks, causal
 multi-head self-attention, a GeLU MLP, a final LayerNorm and an output layer tied to the token embedding
@@ -19,19 +12,18 @@ model stacks the package's :class:`xlstm_edu.lstm.LSTM` cells (``torch.nn.LSTM``
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_batch, check_bool, check_int, check_number
 from ..lstm import LSTM
-from .xlstm_lm import generate_tokens  # one sampler for every model
+from .base import LanguageModel, ModelConfig, generate_tokens
 
 __all__ = [
     "LSTMLMConfig",
@@ -40,120 +32,13 @@ __all__ = [
     "TransformerLM",
     "causal_attention",
     "causal_attention_reference",
-    "count_parameters",
-    "match_parameters",
 ]
-
-
-# --- shared pieces ----------------------------------------------------------------------------------
-
-def _check_int(owner: str, name: str, value, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{owner}.{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _check_dropout(owner: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ValueError(f"{owner}.dropout must be a number in [0, 1), got {value!r}")
-
-
-class _Config:
-    """``to_dict`` / ``from_dict`` for the flat config dataclasses below; the dict carries a ``"model"``
-    field (the name :func:`xlstm_edu.models.build_model` dispatches on)."""
-
-    model_name: ClassVar[str]
-
-    def to_dict(self) -> dict:
-        return {"model": self.model_name, **dataclasses.asdict(self)}
-
-    @classmethod
-    def from_dict(cls, d: dict):
-        d = dict(d)
-        model = d.pop("model", cls.model_name)
-        if model != cls.model_name:
-            raise ValueError(f"this config is for model {model!r}, not {cls.model_name!r}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} fields {unknown}; known: {sorted(names)}")
-        return cls(**d)
-
-
-def _check_tokens(tokens, ndim: int, names: str, vocab_size: int) -> None:
-    """Integer tensor of ``ndim`` dimensions (``names``), non-empty, ids in ``[0, vocab_size)``."""
-    if not isinstance(tokens, torch.Tensor) or tokens.dim() != ndim:
-        shape = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
-        raise ValueError(f"tokens must be an integer tensor {names}, got {shape}")
-    if tokens.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
-        raise ValueError(f"tokens must have an integer dtype, got {tokens.dtype}")
-    if tokens.numel() == 0:
-        raise ValueError(f"tokens must be non-empty {names}, got shape {tuple(tokens.shape)}")
-    lo, hi = int(tokens.min()), int(tokens.max())
-    if lo < 0 or hi >= vocab_size:
-        raise ValueError(f"token ids must be in [0, {vocab_size}), got range [{lo}, {hi}]")
-
-
-class _LanguageModel(nn.Module):
-    """What every model here shares: parameter count, serialisation, token checks and sampling."""
-
-    config_class: ClassVar[type]
-
-    def num_parameters(self, exclude_embedding: bool = False) -> int:
-        """Number of trainable values; a tied matrix counts once. ``exclude_embedding`` leaves out the
-        token embedding (and, in the Transformer, the position embedding)."""
-        n = count_parameters(self)
-        return n - sum(e.weight.numel() for e in self._embeddings()) if exclude_embedding else n
-
-    def _embeddings(self) -> list[nn.Embedding]:
-        return [self.token_embedding]
-
-    def to_dict(self) -> dict:
-        """The config as a dict with its ``"model"`` name (``from_config`` reads it back)."""
-        return self.config.to_dict()
-
-    @classmethod
-    def from_config(cls, config):
-        """Build from a config or its :meth:`to_dict` form."""
-        if isinstance(config, dict):
-            config = cls.config_class.from_dict(config)
-        return cls(config)
-
-    def _check_tokens(self, tokens: torch.Tensor, ndim: int, names: str) -> None:
-        _check_tokens(tokens, ndim, names, self.config.vocab_size)
-
-    def _generation_start(self, idx: torch.Tensor, use_cache: bool):
-        """Read the prompt ``idx (B, S)``: next-token logits ``(B, V)`` and what the next call needs."""
-        logits, state = self(idx, return_state=True)  # (B, S, V)
-        return logits[:, -1], state
-
-    def _generation_next(self, token: torch.Tensor, state):
-        """Append ``token (B,)``: next-token logits ``(B, V)`` and the new state."""
-        return self.step(token, state)
-
-    @torch.no_grad()
-    def generate(self, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
-                 top_k: int | None = None, generator: torch.Generator | None = None,
-                 progress: bool = False) -> torch.Tensor:
-        """Continue each prompt: idx ``(B, S0)`` -> ``(B, S0 + max_new_tokens)``.
-
-        The prompt is read with one ``forward`` that returns the state, then each new token costs one
-        ``step``. Runs in eval mode (no dropout) and restores the previous mode. Sampling as in
-        :func:`~xlstm_edu.models.xlstm_lm.sample_next_token` (``generator`` makes it reproducible,
-        ``top_k=1`` is greedy).
-        """
-        return self._generate(idx, max_new_tokens, temperature, top_k, generator, progress, True)
-
-    def _generate(self, idx, max_new_tokens, temperature, top_k, generator, progress, use_cache):
-        return generate_tokens(self, idx, max_new_tokens,
-                               lambda idx: self._generation_start(idx, use_cache),
-                               self._generation_next, temperature=temperature, top_k=top_k,
-                               generator=generator, progress=progress)
 
 
 # --- LSTM -------------------------------------------------------------------------------------------
 
 @dataclass
-class LSTMLMConfig(_Config):
+class LSTMLMConfig(ModelConfig):
     """A stacked-LSTM language model. Flat; validated on creation."""
 
     model_name: ClassVar[str] = "lstm"
@@ -168,11 +53,10 @@ class LSTMLMConfig(_Config):
 
     def __post_init__(self):
         for name in ("vocab_size", "embedding_dim", "hidden_size", "num_layers"):
-            _check_int("LSTMLMConfig", name, getattr(self, name))
-        _check_dropout("LSTMLMConfig", self.dropout)
+            check_int(f"LSTMLMConfig.{name}", getattr(self, name))
+        check_number("LSTMLMConfig.dropout", self.dropout, 0.0, 1.0, exclusive_maximum=True)
         for name in ("tie_weights", "fused"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"LSTMLMConfig.{name} must be a bool, got {getattr(self, name)!r}")
+            check_bool(f"LSTMLMConfig.{name}", getattr(self, name))
         if self.tie_weights and self.hidden_size != self.embedding_dim:
             raise ValueError(
                 f"LSTMLMConfig: tie_weights needs hidden_size == embedding_dim, got {self.hidden_size} "
@@ -198,7 +82,7 @@ def _run_fused(cell: LSTM, x: torch.Tensor, state):
     return h, (h_last[0], c_last[0])  # (B, S, H), ((B, H), (B, H))
 
 
-class LSTMLM(_LanguageModel):
+class LSTMLM(LanguageModel):
     """Embedding -> ``num_layers`` x :class:`~xlstm_edu.lstm.LSTM` -> LayerNorm -> linear head.
 
     The state is a tuple with one ``(h, c)`` per layer, each ``(B, H)``. Init: the embedding (and an
@@ -234,11 +118,10 @@ class LSTMLM(_LanguageModel):
 
         ``state``: the per-layer ``(h, c)`` to start from (``None``: zeros).
         """
-        self._check_tokens(idx, 2, "(B, S)")
-        if state is not None and len(state) != self.config.num_layers:
-            raise ValueError(f"state must hold one (h, c) per layer ({self.config.num_layers}), "
-                             f"got {len(state)}")
-        x = self.drop(self.token_embedding(idx.long()))  # (B, S, E)
+        idx = self._tokens(idx, 2, "(B, S)")
+        if state is not None:
+            self._check_layer_states(state, idx.shape[0], "(h, c)")
+        x = self.drop(self.token_embedding(idx))  # (B, S, E)
         new_state = []
         for i, layer in enumerate(self.layers):
             s = None if state is None else state[i]
@@ -250,7 +133,7 @@ class LSTMLM(_LanguageModel):
 
     def step(self, token: torch.Tensor, state=None):
         """One token ``(B,)`` -> ``(logits (B, V), state)``; ``state=None`` starts from zeros."""
-        self._check_tokens(token, 1, "(B,)")
+        token = self._tokens(token, 1, "(B,)")
         logits, state = self(token[:, None], state, return_state=True)  # (B, 1, V)
         return logits[:, 0], state
 
@@ -284,7 +167,7 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch
 
 
 @dataclass
-class TransformerLMConfig(_Config):
+class TransformerLMConfig(ModelConfig):
     """A GPT-2-style causal Transformer language model. Flat; validated on creation."""
 
     model_name: ClassVar[str] = "transformer"
@@ -302,13 +185,10 @@ class TransformerLMConfig(_Config):
     def __post_init__(self):
         for name in ("vocab_size", "context_length", "embedding_dim", "num_heads", "num_layers",
                      "mlp_ratio"):
-            _check_int("TransformerLMConfig", name, getattr(self, name))
-        _check_dropout("TransformerLMConfig", self.dropout)
+            check_int(f"TransformerLMConfig.{name}", getattr(self, name))
+        check_number("TransformerLMConfig.dropout", self.dropout, 0.0, 1.0, exclusive_maximum=True)
         for name in ("bias", "tie_weights"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(
-                    f"TransformerLMConfig.{name} must be a bool, got {getattr(self, name)!r}"
-                )
+            check_bool(f"TransformerLMConfig.{name}", getattr(self, name))
         if self.embedding_dim % self.num_heads:
             raise ValueError(
                 f"TransformerLMConfig: embedding_dim ({self.embedding_dim}) must be divisible by "
@@ -375,7 +255,7 @@ class TransformerBlock(nn.Module):
         return x, cache
 
 
-class TransformerLM(_LanguageModel):
+class TransformerLM(LanguageModel):
     """Token + position embeddings -> ``num_layers`` pre-LN blocks -> LayerNorm -> linear head.
 
     The state (for :meth:`step`) is the key/value cache: a tuple with one ``(k, v)`` per layer, each
@@ -422,11 +302,10 @@ class TransformerLM(_LanguageModel):
         ``state``: a key/value cache of the ``T`` tokens before ``idx`` (``None``: none); positions
         ``T .. T + S - 1`` must be below ``context_length``.
         """
-        self._check_tokens(idx, 2, "(B, S)")
+        idx = self._tokens(idx, 2, "(B, S)")
         B, S = idx.shape
-        if state is not None and len(state) != self.config.num_layers:
-            raise ValueError(f"state must hold one (k, v) per layer ({self.config.num_layers}), "
-                             f"got {len(state)}")
+        if state is not None:
+            self._check_layer_states(state, B, "(k, v)")
         T = 0 if state is None else state[0][0].shape[2]
         if T + S > self.config.context_length:
             raise ValueError(
@@ -435,7 +314,7 @@ class TransformerLM(_LanguageModel):
                 "(generate does) or use a model with a longer context"
             )
         pos = torch.arange(T, T + S, device=idx.device)  # (S,)
-        x = self.drop(self.token_embedding(idx.long()) + self.position_embedding(pos))  # (B, S, d)
+        x = self.drop(self.token_embedding(idx) + self.position_embedding(pos))  # (B, S, d)
         new_state = []
         for i, block in enumerate(self.blocks):
             x, cache = block(x, None if state is None else state[i])  # (B, S, d)
@@ -447,7 +326,7 @@ class TransformerLM(_LanguageModel):
         """One token ``(B,)`` with the key/value cache: ``(logits (B, V), cache)``; ``state=None``
         starts empty. The new token's query attends to the cached keys (work linear in their number,
         memory growing by one position per token)."""
-        self._check_tokens(token, 1, "(B,)")
+        token = self._tokens(token, 1, "(B,)")
         logits, state = self(token[:, None], state, return_state=True)  # (B, 1, V)
         return logits[:, 0], state
 
@@ -455,12 +334,19 @@ class TransformerLM(_LanguageModel):
         """One token ``(B,)`` without a cache: the state is the token ids so far ``(B, T)``, and the
         whole context is recomputed (work quadratic in its length). Returns
         ``(logits (B, V), tokens (B, T + 1))``."""
-        self._check_tokens(token, 1, "(B,)")
-        new = token[:, None]  # (B, 1)
-        tokens = new if state is None else torch.cat([state, new.to(state.dtype)], dim=1)  # (B, T + 1)
+        new = self._tokens(token, 1, "(B,)")[:, None]  # (B, 1)
+        if state is not None:
+            state = self._tokens(state, 2, "(B, T)")
+            check_batch("state", state, new.shape[0])
+        tokens = new if state is None else torch.cat([state, new], dim=1)  # (B, T + 1)
         return self(tokens)[:, -1], tokens
 
-    def _generation_start(self, idx: torch.Tensor, use_cache: bool):
+    @property
+    def max_context_length(self) -> int:
+        """Learned positions: at most ``config.context_length`` tokens per forward pass."""
+        return self.config.context_length
+
+    def _window_start(self, idx: torch.Tensor, use_cache: bool):
         window = idx[:, -self.config.context_length:]  # (B, <= C)
         if use_cache:
             logits, cache = self(window, return_state=True)  # (B, S, V)
@@ -468,10 +354,10 @@ class TransformerLM(_LanguageModel):
             logits, cache = self(window), None
         return logits[:, -1], (cache, window)
 
-    def _generation_next(self, token: torch.Tensor, state):
+    def _window_next(self, token: torch.Tensor, state):
         cache, window = state
         C = self.config.context_length
-        window = torch.cat([window, token[:, None].to(window.dtype)], dim=1)[:, -C:]  # (B, <= C)
+        window = torch.cat([window, token[:, None]], dim=1)[:, -C:]  # (B, <= C)
         if cache is not None and cache[0][0].shape[2] < C:
             logits, cache = self.step(token, cache)  # (B, V)
         else:  # no cache, or the context is full: recompute the window of the last C tokens
@@ -482,103 +368,15 @@ class TransformerLM(_LanguageModel):
     def generate(self, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
                  top_k: int | None = None, generator: torch.Generator | None = None,
                  progress: bool = False, use_cache: bool = True) -> torch.Tensor:
-        """Continue each prompt: idx ``(B, S0)`` -> ``(B, S0 + max_new_tokens)``.
+        """Continue each prompt: idx ``(B, S0)`` -> int64 ``(B, S0 + max_new_tokens)``.
 
         The model reads at most the last ``context_length`` tokens. With ``use_cache``, each new token
         costs one :meth:`step` while the context fits; once it is full (and always with
         ``use_cache=False``) each token recomputes the window of the last ``context_length`` tokens
         (a sliding window: learned positions cannot go further). Both give the same tokens.
-        Otherwise as :meth:`xlstm_edu.models.xlstm_lm.xLSTMLM.generate`.
+        Otherwise as :meth:`xlstm_edu.models.base.LanguageModel.generate`.
         """
-        if not isinstance(use_cache, bool):
-            raise ValueError(f"use_cache must be True or False, got {use_cache!r}")
-        return self._generate(idx, max_new_tokens, temperature, top_k, generator, progress, use_cache)
-
-
-# --- equal parameter counts -------------------------------------------------------------------------
-
-def count_parameters(model: nn.Module) -> int:
-    """Trainable values of ``model``; a shared (tied) tensor counts once."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def _count_for(config, build: Callable[[Any], nn.Module] | None) -> int:
-    """Parameter count of the model ``config`` describes, built without allocating memory."""
-    if build is None:
-        from . import build_model  # the package's dispatch on config types (xLSTM and baselines)
-
-        build = build_model
-    try:
-        with torch.device("meta"):  # shapes only: no memory, no initialisation cost
-            return count_parameters(build(config))
-    except (NotImplementedError, RuntimeError):  # an initialiser that meta tensors do not support
-        return count_parameters(build(config))
-
-
-def match_parameters(make_config, target: int, *, key: str | tuple[str, ...] = "embedding_dim",
-                     build: Callable[[Any], nn.Module] | None = None, multiple_of: int = 1,
-                     max_width: int = 8192, rtol: float = 0.05):
-    """The width that brings a model closest to ``target`` parameters: ``(config, num_parameters)``.
-
-    Args:
-        make_config: a function ``width -> config``, or a config whose field(s) ``key`` are set to the
-            width (``dataclasses.replace``).
-        target: the parameter count to reach.
-        key: with a config for ``make_config``: the field, or fields, that take the width (an
-            ``LSTMLMConfig`` with tied weights needs ``("embedding_dim", "hidden_size")``).
-        build: ``config -> model``; default :func:`xlstm_edu.models.build_model` (the xLSTM model and
-            the baselines here).
-        multiple_of: widths tried are multiples of this (e.g. ``num_heads``, or 8 for fast kernels).
-        max_width: the largest width tried.
-        rtol: tolerance. The count grows with the width in steps (about ``2 * multiple_of / width`` of
-            the count when it is quadratic in the width, under 2.5% above width 80); a best match
-            further than ``rtol * target`` from the target raises ``ValueError``.
-
-    Models are built on the ``meta`` device (no memory used). The count must not decrease as the width
-    grows: the search doubles the width until the count reaches the target, then bisects.
-    """
-    _check_int("match_parameters", "target", target)
-    _check_int("match_parameters", "multiple_of", multiple_of)
-    _check_int("match_parameters", "max_width", max_width, minimum=multiple_of)
-    if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 < rtol < 1:
-        raise ValueError(f"rtol must be in (0, 1), got {rtol!r}")
-    if dataclasses.is_dataclass(make_config) and not isinstance(make_config, type):
-        base, keys = make_config, (key,) if isinstance(key, str) else tuple(key)
-        names = {f.name for f in dataclasses.fields(base)}
-        for k in keys:
-            if k not in names:
-                raise ValueError(f"{type(base).__name__} has no field {k!r}")
-
-        def make_config(width, base=base, keys=keys):
-            return dataclasses.replace(base, **dict.fromkeys(keys, width))
-    elif not callable(make_config):
-        raise ValueError("make_config must be a function width -> config, or a config dataclass")
-
-    counts: dict[int, int] = {}
-
-    def count(m: int) -> int:  # parameters at width m * multiple_of
-        if m not in counts:
-            counts[m] = _count_for(make_config(m * multiple_of), build)
-        return counts[m]
-
-    top = max_width // multiple_of
-    lo, hi = 1, 1
-    while count(hi) < target:  # gallop: 1, 2, 4, ... (in units of multiple_of)
-        if hi == top:
-            raise ValueError(f"even width {top * multiple_of} gives only {count(top):,} parameters "
-                             f"< target {target:,}; raise max_width")
-        lo, hi = hi, min(2 * hi, top)
-    while lo < hi:  # smallest m with count(m) >= target
-        mid = (lo + hi) // 2
-        if count(mid) >= target:
-            hi = mid
-        else:
-            lo = mid + 1
-    best = min((m for m in (lo - 1, lo) if m >= 1), key=lambda m: abs(count(m) - target))
-    n = count(best)
-    if abs(n - target) > rtol * target:
-        raise ValueError(
-            f"no width within rtol={rtol} of {target:,} parameters: width {best * multiple_of} gives "
-            f"{n:,}; change multiple_of, rtol or the other sizes"
-        )
-    return make_config(best * multiple_of), n
+        check_bool("use_cache", use_cache)
+        return generate_tokens(self, idx, max_new_tokens, lambda i: self._window_start(i, use_cache),
+                               self._window_next, temperature=temperature, top_k=top_k,
+                               generator=generator, progress=progress)

@@ -7,7 +7,7 @@ Layout of a checkpoint directory::
     train_config.json    the TrainConfig
     optimizer.pt         the optimizer's state_dict (AdamW moments), torch.save
     rng.pt               RNG states: batch sampler, torch (+ CUDA), numpy, Python `random`
-    train_state.json     step, history, the running loss sums, elapsed time, extra (e.g. data settings)
+    train_state.json     step, history, the running loss sums, times, extra (e.g. data settings)
     tokenizer.json       the tokenizer (when one is given)
 
 Each file is written to a temporary name and then renamed, and ``train_state.json`` is written last,
@@ -31,10 +31,10 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from .loop import TrainConfig, TrainState
+from .state import TrainConfig, TrainState
 
 FORMAT = "xlstm_edu-checkpoint"  # recorded in every file
-VERSION = 1  # bumped when the layout changes
+VERSION = 2  # bumped when the layout changes (2: TrainConfig without loop settings, train_s)
 
 WEIGHTS = "model.safetensors"
 MODEL_CONFIG = "model_config.json"
@@ -50,7 +50,7 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt, or does not fit its config. The message names the file."""
 
 
-class Checkpoint(NamedTuple):
+class LoadedCheckpoint(NamedTuple):
     """What :func:`load_checkpoint` returns (a tuple: unpack it, or use the names)."""
 
     model: nn.Module  # built from model_config.json, weights loaded, on the CPU, in train mode
@@ -113,14 +113,16 @@ def save_checkpoint(path, model: nn.Module, train_config: TrainConfig, state: Tr
                     tokenizer=None, extra: dict | None = None) -> Path:
     """Save a run to the directory ``path`` (created if needed; an older checkpoint there is replaced).
 
-    ``state.optimizer_state`` and ``state.rng`` must be set (as :func:`~xlstm_edu.training.train` does
-    before saving). ``tokenizer`` needs a ``save(path)`` method; ``extra`` any JSON-serialisable dict.
-    Returns the directory.
+    ``state.optimizer_state`` and ``state.rng`` must be set (``Run.snapshot`` does it; the
+    :class:`~xlstm_edu.training.hooks.Checkpoint` hook calls both). ``tokenizer`` needs a
+    ``save(path)`` method; ``extra`` any JSON-serialisable dict. Returns the directory.
     """
     path = Path(path)
     if state.optimizer_state is None or state.rng is None:
         raise ValueError("state.optimizer_state and state.rng must be set before saving a checkpoint")
+    check_checkpoint_dir(path)
     config = model_config_dict(model)
+    json.dumps(extra or {})  # not serialisable: fail before any file is written
     path.mkdir(parents=True, exist_ok=True)
     stamp = {"format": FORMAT, "version": VERSION, "step": state.step}
 
@@ -136,14 +138,25 @@ def save_checkpoint(path, model: nn.Module, train_config: TrainConfig, state: Tr
         _replace_atomically(path / TOKENIZER, tokenizer.save)
     else:  # no stale tokenizer from an earlier run
         (path / TOKENIZER).unlink(missing_ok=True)
-    _write_json(path / TRAIN_STATE, {
-        **stamp,
-        "history": state.history,
-        "loss_sum": state.loss_sum,
-        "loss_count": state.loss_count,
-        "elapsed_s": state.elapsed_s,
-        "extra": extra or {},
-    })
+    _write_json(path / TRAIN_STATE, {**stamp, **state.to_dict(), "extra": extra or {}})
+    return path
+
+
+def check_checkpoint_dir(path) -> Path:
+    """``path`` can hold a checkpoint: it is a directory or does not exist yet, and no part of it is a
+    file. ``ValueError`` otherwise (before any work that would be lost at the end of a run)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path} is a file, not a directory: a checkpoint is a directory")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{parent} is a file: cannot create the checkpoint directory {path}")
+            if not os.access(parent, os.W_OK | os.X_OK) and not path.exists():
+                raise ValueError(f"cannot create {path}: {parent} is not writable")
+            break
+    if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"{path} is not writable")
     return path
 
 
@@ -235,7 +248,7 @@ def load_weights(model: nn.Module, file, *, expected_model: str | None = None,
             t.copy_(tensors[n])
 
 
-def load_checkpoint(path, *, build_model: Callable[[dict], nn.Module] | None = None) -> Checkpoint:
+def load_checkpoint(path, *, build_model: Callable[[dict], nn.Module] | None = None) -> LoadedCheckpoint:
     """Load a checkpoint directory written by :func:`save_checkpoint`.
 
     ``build_model(config_dict)`` builds the architecture (default:
@@ -254,13 +267,13 @@ def load_checkpoint(path, *, build_model: Callable[[dict], nn.Module] | None = N
 
     saved = _read_json(path / TRAIN_STATE)
     _check_stamp(path / TRAIN_STATE, saved, None)
-    step = saved["step"]
-    if not isinstance(step, int) or step < 0:
+    step = saved.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise CheckpointError(f"{path / TRAIN_STATE}: step must be an integer >= 0, got {step!r}")
 
     train_dict = _read_json(path / TRAIN_CONFIG)
     try:
-        train_config = TrainConfig(**train_dict)
+        train_config = TrainConfig.from_dict(train_dict)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path / TRAIN_CONFIG}: not a valid TrainConfig ({e})") from None
 
@@ -298,11 +311,15 @@ def load_checkpoint(path, *, build_model: Callable[[dict], nn.Module] | None = N
         except (ValueError, KeyError, TypeError, OSError) as e:
             raise CheckpointError(f"{path / TOKENIZER}: cannot load the tokenizer ({e})") from None
 
+    if "rng" not in rng:
+        raise CheckpointError(f"{path / RNG}: no RNG states in it")
     try:
-        state = TrainState(step=step, history=list(saved["history"]), optimizer_state=optimizer_state,
-                           rng=rng["rng"], loss_sum=float(saved["loss_sum"]),
-                           loss_count=int(saved["loss_count"]), elapsed_s=float(saved["elapsed_s"]))
+        state = TrainState.from_dict(saved, optimizer_state, rng["rng"])
     except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: incomplete train state ({type(e).__name__}: {e})") from None
+        raise CheckpointError(f"{path / TRAIN_STATE}: not a valid train state ({e})") from None
+    extra = saved.get("extra", {})
+    if not isinstance(extra, dict):
+        raise CheckpointError(f"{path / TRAIN_STATE}: 'extra' must be an object, "
+                              f"got {type(extra).__name__}")
     model.train()
-    return Checkpoint(model, train_config, state, tokenizer, dict(saved.get("extra") or {}))
+    return LoadedCheckpoint(model, train_config, state, tokenizer, extra)

@@ -1,1 +1,2 @@
-"""ipywidgets explorers used in the book (import ipywidgets and matplotlib lazily)."""
+"""ipywidgets explorers used in the book (ipywidgets imported lazily; the figures they redraw are
+in :mod:`xlstm_edu.figures`, the data they show in :mod:`xlstm_edu.experiments`)."""

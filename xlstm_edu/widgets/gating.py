@@ -7,12 +7,15 @@ stabilizer ``m_t`` with ``log n_t``, the stored (stabilized) states and the outp
 textbook (unstabilized) form in a chosen float type. Sliders: input-gate offset and noise, a spike of
 the input gate at one step, and the forget-gate pre-activation.
 
-ipywidgets and matplotlib are imported inside the function, so ``import xlstm_edu`` does not need them.
+ipywidgets is imported inside the function, so ``import xlstm_edu`` does not need it; the figure is
+:func:`xlstm_edu.figures.gating.plot_gate_traces`.
 """
 
 from __future__ import annotations
 
-from ..experiments.gating import gate_traces, plot_gate_traces
+from ..experiments.gating import gate_traces
+from ..figures import show_in_output
+from ..figures.gating import plot_gate_traces
 
 
 def gate_explorer(S=24, seed=0):
@@ -23,8 +26,6 @@ def gate_explorer(S=24, seed=0):
     with a live kernel (Jupyter, Colab). Returns the ipywidgets ``VBox``.
     """
     import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-    from IPython.display import display
 
     style = dict(description_width="210px")
     layout = widgets.Layout(width="520px")
@@ -46,11 +47,7 @@ def gate_explorer(S=24, seed=0):
         data = gate_traces(S=S, seed=seed, igate_offset=offset.value, igate_noise=noise.value,
                            spike_step=spike_step.value, spike_height=spike_height.value,
                            fgate_preact=fgate.value, textbook_dtype=dtype.value)
-        fig = plot_gate_traces(data)
-        with out:
-            out.clear_output(wait=True)
-            display(fig)
-        plt.close(fig)
+        show_in_output(plot_gate_traces(data), out)
 
     controls = (offset, noise, spike_step, spike_height, fgate, dtype)
     for w in controls:

@@ -1,0 +1,65 @@
+"""The book's experiments by name: ``python -m xlstm_edu experiment NAME [--quick] [--out FILE]``.
+
+Each experiment is a function ``run(*, quick, seed, device, progress) -> (settings, rows)`` in its
+chapter's module: ``settings`` is a flat dict of what it used, ``rows`` a list of flat result rows,
+each with ``metric`` and ``value`` and the keys that identify it (see :mod:`xlstm_edu.results`).
+:func:`run_experiment` adds the common settings (command, versions, seed, wall time) and writes the
+file. The modules are imported only when their experiment runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import time
+from dataclasses import dataclass
+
+import torch
+
+from .. import results
+
+
+@dataclass(frozen=True)
+class Experiment:
+    summary: str  # one line for --help
+    module: str  # where the function lives
+    function: str = "run"
+    chapter: str = ""  # the chapter that loads the stored result
+
+
+EXPERIMENTS = {
+    "language-model": Experiment(
+        "five language models of equal size trained for the same wall time on Shakespeare",
+        "xlstm_edu.experiments.language_model", chapter="08_language_model"),
+}
+
+
+def run_experiment(name: str, *, quick: bool = False, seed: int = 0, device: str = "cpu",
+                   out=None, command: str | None = None, progress: bool = True) -> dict:
+    """Run experiment ``name`` and return its result (written to ``out`` when given)."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; known: {sorted(EXPERIMENTS)}")
+    if out is not None:
+        results.check_result_path(out)  # before the work, not after
+    spec = EXPERIMENTS[name]
+    run = getattr(importlib.import_module(spec.module), spec.function)
+    from .. import __version__
+
+    t0 = time.perf_counter()
+    own_settings, rows = run(quick=quick, seed=seed, device=device, progress=progress)
+    settings = {
+        "experiment": name,
+        "command": command or f"python -m xlstm_edu experiment {name}" + (" --quick" if quick else ""),
+        "quick": quick, "seed": seed, "device": device,
+        "xlstm_edu": __version__, "torch": torch.__version__, "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch "
+                   "threads",
+        "wall_s": time.perf_counter() - t0,
+        **own_settings,
+    }
+    result = {"settings": settings, "results": rows}
+    results.validate(result, name)
+    if out is not None:
+        results.write(out, result)
+    return result

@@ -1,0 +1,14 @@
+"""The book's figures: the only place in ``xlstm_edu`` that imports matplotlib (always inside the
+functions, so ``import xlstm_edu.figures`` does not import it).
+
+One module per chapter topic: :mod:`~xlstm_edu.figures.lstm`, :mod:`~xlstm_edu.figures.gating`,
+:mod:`~xlstm_edu.figures.slstm`, :mod:`~xlstm_edu.figures.mlstm`,
+:mod:`~xlstm_edu.figures.parallel_forms`, :mod:`~xlstm_edu.figures.blocks`,
+:mod:`~xlstm_edu.figures.language_model`. Each draws what the matching
+:mod:`xlstm_edu.experiments` module computes (data in, a matplotlib figure or axes out) and never
+re-derives it; the experiments never import the figures.
+"""
+
+from ._style import show_in_output
+
+__all__ = ["show_in_output"]

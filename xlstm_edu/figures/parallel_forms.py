@@ -1,0 +1,136 @@
+"""Figures of the chapter "Parallel forms: from quadratic to linear" (computations:
+:mod:`xlstm_edu.experiments.parallel_forms`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..experiments.parallel_forms import (
+    FUTURE,
+    INTER,
+    INTRA,
+    LOG_D_BUILDERS,
+    chunk_structure,
+    fitted_power_laws,
+    stabilized_decay_matrix,
+)
+from ._style import pyplot
+
+#: Colors per form, shared by the figures.
+COLORS = {"recurrent": "tab:blue", "parallel": "tab:red", "chunkwise": "tab:green"}
+
+
+def _size_ticks(ax, sizes):
+    """Label a log x axis at the measured sizes only (no crowded minor labels)."""
+    from matplotlib.ticker import NullFormatter
+
+    sizes = sorted(set(int(S) for S in sizes))
+    ax.set_xticks(sizes)
+    ax.set_xticklabels([str(S) for S in sizes])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def plot_decay_matrices(log_d, title=""):
+    """Side-by-side heatmaps of ``log D`` (``-inf`` left blank) and ``D' = exp(log D - m)``
+    (:func:`xlstm_edu.experiments.parallel_forms.stabilized_decay_matrix`), with each row's maximum
+    marked. ``log_d``: one ``(S, S)`` matrix (numpy or torch). Returns the figure."""
+    log_d = np.asarray(log_d, dtype=float)
+    d_stab, _ = stabilized_decay_matrix(log_d)
+    fig, axes = pyplot().subplots(1, 2, figsize=(10.5, 4.3), constrained_layout=True)
+    shown = np.ma.masked_invalid(np.where(np.isfinite(log_d), log_d, np.nan))
+    im0 = axes[0].imshow(shown, cmap="viridis")
+    fig.colorbar(im0, ax=axes[0], label=r"$\log D_{ts}$")
+    axes[0].set_title(r"$\log D$ (blank: $-\infty$, the future)")
+    im1 = axes[1].imshow(d_stab, cmap="magma", vmin=0.0, vmax=1.0)
+    fig.colorbar(im1, ax=axes[1], label=r"$D'_{ts} = \exp(\log D_{ts} - m_t)$")
+    axes[1].set_title(r"stabilized $D'$ (row maximum = 1)")
+    s_max = np.argmax(log_d, axis=-1)
+    axes[1].plot(s_max, np.arange(len(s_max)), "o", mfc="none", mec="tab:cyan", ms=4, mew=0.8,
+                 label=r"row maximum $\arg\max_s \log D_{ts}$")
+    axes[1].legend(loc="upper right", fontsize=8)
+    for ax in axes:
+        ax.set_xlabel("source step s (key, value)")
+        ax.set_ylabel("target step t (query)")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_chunk_structure(S=32, L=8):
+    """The ``S x S`` causal mask colored by :func:`xlstm_edu.experiments.parallel_forms.chunk_structure`,
+    with the chunk boundaries. Returns the figure."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    structure = chunk_structure(S, L)
+    colors = ["#f4f4f4", "tab:orange", "tab:cyan"]  # indexed by FUTURE, INTRA, INTER
+    fig, ax = pyplot().subplots(figsize=(5.6, 5.2), constrained_layout=True)
+    ax.imshow(structure, cmap=ListedColormap(colors), vmin=-0.5, vmax=2.5)
+    for b in range(L, S, L):
+        ax.axhline(b - 0.5, color="k", lw=0.8)
+        ax.axvline(b - 0.5, color="k", lw=0.8)
+    for c in range(1, -(-S // L)):  # rows of chunk c read chunks 0..c-1 through the memory C_c
+        ax.text(c * L / 2 - 0.5, c * L + min(L, S - c * L) / 2 - 0.5, f"$C_{{{c}}}, n_{{{c}}}$",
+                ha="center", va="center", fontsize=10)
+    ax.set_xlabel("source step s")
+    ax.set_ylabel("target step t")
+    ax.set_title(f"Chunkwise form, S = {S}, L = {L}: who computes $D_{{ts}}$")
+    ax.legend(handles=[
+        Patch(color=colors[INTRA], label="intra-chunk: parallel form on the chunk"),
+        Patch(color=colors[INTER], label=r"inter-chunk: via the memory $(C_k, n_k, m_k)$"),
+        Patch(facecolor=colors[FUTURE], edgecolor="0.7", label="future: masked"),
+    ], loc="upper right", fontsize=8)
+    return fig
+
+
+def plot_pitfall(rows):
+    """Error against ``S`` of the two float32 ``log D`` constructions (left) and of ``h`` (right);
+    ``rows`` from :func:`xlstm_edu.experiments.parallel_forms.float32_pitfall`. Returns the figure."""
+    sizes = [r["S"] for r in rows]
+    fig, axes = pyplot().subplots(1, 2, figsize=(10.5, 3.8), constrained_layout=True)
+    for key, ax, label in [("logd_err", axes[0], r"max abs error of $\log D$ (entries that matter)"),
+                           ("h_err", axes[1], r"relative error of $h$")]:
+        for name, style in zip(LOG_D_BUILDERS, ("o-", "s--")):
+            ax.loglog(sizes, [r[key][name] for r in rows], style, label=name)
+        ax.set_xlabel("sequence length S")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].loglog(sizes, [r["cumsum_spacing"] for r in rows], ":", color="0.5",
+                   label=r"float32 spacing at $|\sum_t \log f_t|$")
+    for ax in axes:
+        ax.legend()
+        _size_ticks(ax, sizes)
+    axes[0].set_title(r"float32 $\log D$ vs float64 reference")
+    axes[1].set_title("float32 parallel form vs float64 reference")
+    return fig
+
+
+def plot_scaling(times, memory, *, time_min_S=0, memory_min_S=0):
+    """Log-log plots of time and memory against ``S``, with the fitted slopes in the legends.
+
+    ``times`` from :func:`~xlstm_edu.experiments.parallel_forms.scaling_sweep`, ``memory`` from
+    :func:`~xlstm_edu.experiments.parallel_forms.memory_sweep`; the power laws
+    (:func:`~xlstm_edu.experiments.parallel_forms.fitted_power_laws`) are fitted on the points with
+    ``S >= *_min_S`` and drawn dashed over that range. Returns the figure.
+    """
+    fig, axes = pyplot().subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    for ax, sweep, key, min_S, unit in [(axes[0], times, "seconds", time_min_S, "forward time (s)"),
+                                        (axes[1], memory, "MiB", memory_min_S, "peak memory (MiB)")]:
+        fits = fitted_power_laws(sweep, key, min_S)
+        for form, d in sweep.items():
+            if not d["S"]:
+                continue
+            label = form + (f"  (slope {fits[form][0]:.2f})" if form in fits else "")
+            ax.loglog(d["S"], d[key], "o-", color=COLORS.get(form), label=label)
+            if form in fits:
+                slope, a, S_fit = fits[form]
+                x = np.asarray(S_fit, dtype=float)
+                ax.loglog(x, a * x**slope, "--", color=COLORS.get(form), alpha=0.5)
+        ax.set_xlabel("sequence length S")
+        ax.set_ylabel(unit)
+        _size_ticks(ax, [S for d in sweep.values() for S in d["S"]])
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    axes[0].set_title("time: median of repeated forward calls")
+    axes[1].set_title("memory: peak RSS growth of one call")
+    return fig
