@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from xlstm_edu.models import build_model
+from xlstm_edu.models import build_model, count_parameters, match_parameters
 from xlstm_edu.models.baselines import (
     LSTMLM,
     LSTMLMConfig,
@@ -16,8 +16,6 @@ from xlstm_edu.models.baselines import (
     TransformerLMConfig,
     causal_attention,
     causal_attention_reference,
-    count_parameters,
-    match_parameters,
 )
 
 V = 23

@@ -28,13 +28,7 @@ from xlstm_edu.blocks.components import powerlaw_blockdependent_forget_bias, pro
 E = 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: a single intra-op thread is faster and steadier on busy cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread is fastest
 
 
 def perturb_(module: torch.nn.Module, scale: float = 0.3, seed: int = 1) -> torch.nn.Module:

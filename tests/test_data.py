@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from xlstm_edu.data import shakespeare
-from xlstm_edu.data.loader import TokenDataset, as_token_tensor, eval_batches, random_batches
+from xlstm_edu.data.loader import as_token_tensor, eval_batches, random_batches, spread_windows
 from xlstm_edu.data.shakespeare import (
     DEFAULT_TRAIN_PLAYS,
     DEFAULT_VAL_PLAYS,
@@ -273,23 +273,23 @@ def test_eval_batches_cover_every_target_once(n, S, B):
     assert len(limited) == 1 and torch.equal(limited[0][0], got[0][0])
 
 
-def test_token_dataset():
-    tokens = list(range(20))
-    ds = TokenDataset(tokens, 5)
-    assert len(ds) == 15
-    x, y = ds[0]
-    assert x.tolist() == [0, 1, 2, 3, 4] and y.tolist() == [1, 2, 3, 4, 5]
-    x, y = ds[-1]
-    assert y.tolist() == [15, 16, 17, 18, 19]
-    with pytest.raises(IndexError):
-        ds[15]
-    xb, yb = next(iter(torch.utils.data.DataLoader(ds, batch_size=4)))
-    assert xb.shape == (4, 5) and torch.equal(yb[:, :-1], xb[:, 1:])
+def test_spread_windows_cover_the_whole_text():
+    tokens = torch.arange(1000)
+    x, y = spread_windows(tokens, 5, 10)
+    assert x.shape == y.shape == (5, 10) and torch.equal(y[:, :-1], x[:, 1:])
+    assert x[0, 0] == 0 and y[-1, -1] == 999  # the first window starts the text, the last ends it
+    starts = x[:, 0]
+    assert torch.all(starts[1:] > starts[:-1])  # increasing, no repeats
+    few = spread_windows(torch.arange(13), 50, 10)  # only 3 distinct windows exist
+    assert few[0].shape == (3, 10)
+    assert torch.equal(spread_windows(tokens, 5, 10)[0], x)  # the same windows every time
 
 
 def test_loader_errors():
     with pytest.raises(ValueError, match="context_length \\+ 1"):
-        TokenDataset(np.arange(5), 5)
+        spread_windows(np.arange(5), 2, 5)
+    with pytest.raises(ValueError, match="n_windows"):
+        spread_windows(np.arange(50), 0, 5)
     with pytest.raises(ValueError, match="1-D"):
         random_batches(np.zeros((2, 50), dtype=np.int64), 2, 4)
     with pytest.raises(ValueError, match="integer"):

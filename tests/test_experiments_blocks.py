@@ -1,6 +1,5 @@
-"""Tests for the blocks-and-stacks experiment module (chapter 07)."""
+"""Tests for the blocks-and-stacks experiment module (chapter 07); its figures: test_figures.py."""
 
-import matplotlib
 import pytest
 import torch
 from torch import nn
@@ -8,8 +7,7 @@ from torch import nn
 from xlstm_edu import mlstm, slstm
 from xlstm_edu.blocks import ratio_to_slstm_at, xLSTMBlockStack, xLSTMStackConfig
 from xlstm_edu.experiments import blocks as xb
-
-matplotlib.use("Agg")
+from xlstm_edu.timing import state_nbytes, state_tensors
 
 E, NH = 32, 4
 
@@ -72,15 +70,16 @@ def test_record_cell_calls_outermost_only_and_steps():
     m_block = xb.make_block("mlstm", E, NH)
     with xb.record_cell_calls() as calls:
         xb.run_steps(m_block, x[:, :3])
-    assert [c.name for c in calls] == ["mlstm.step"] * 3
+    assert [c.name for c in calls] == ["mlstm.step_torch"] * 3
 
 
 def test_record_cell_calls_restores_functions_after_an_error():
-    originals = (mlstm.chunkwise_torch, mlstm.step, slstm.recurrent_torch, slstm.step_torch)
+    originals = (mlstm.chunkwise_torch, mlstm.step_torch, slstm.recurrent_torch, slstm.step_torch)
     with pytest.raises(RuntimeError), xb.record_cell_calls():
         assert mlstm.chunkwise_torch is not originals[0]  # wrapped inside
         raise RuntimeError("boom")
-    assert (mlstm.chunkwise_torch, mlstm.step, slstm.recurrent_torch, slstm.step_torch) == originals
+    restored = (mlstm.chunkwise_torch, mlstm.step_torch, slstm.recurrent_torch, slstm.step_torch)
+    assert restored == originals
 
 
 # --- trace_shapes -----------------------------------------------------------------------------------
@@ -145,28 +144,36 @@ def test_diagram_labels_agree_with_the_trace(kind):
 
 
 def test_diagram_catches_a_wrong_label(monkeypatch):
-    nodes = dict(xb.LAYOUTS["mlstm"]["nodes"])
-    nodes["up"] = nodes["up"]._replace(shape="(B, S, D)")  # the up-projection is 2D wide
-    monkeypatch.setitem(xb.LAYOUTS["mlstm"], "nodes", nodes)
+    d = xb.DIAGRAMS["mlstm"]
+    rows = tuple(tuple(b._replace(shape="(B, S, D)") if b.key == "up" else b for b in row)
+                 for row in d.rows)  # the up-projection is 2D wide
+    monkeypatch.setitem(xb.DIAGRAMS, "mlstm", d._replace(rows=rows))
     with pytest.raises(ValueError, match="box 'up'"):
         xb.diagram_shapes("mlstm", xb.make_block("mlstm", E, NH), _x())
 
 
-def test_draw_block():
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2)
-    for ax, kind in zip(axes, xb.BLOCK_KINDS):
-        out = xb.draw_block(kind, ax, xb.make_block(kind, E, NH), _x())
-        assert out is ax and len(ax.patches) > len(xb.LAYOUTS[kind]["nodes"])
-        assert f"E={E}" in ax.get_title()
-    ax_plain = xb.draw_block("slstm", axes[0])  # no shapes
-    assert ax_plain is axes[0]
+@pytest.mark.parametrize("kind", ["mlstm", "slstm"])
+def test_diagram_description_is_consistent(kind):
+    d = xb.DIAGRAMS[kind]
+    boxes = xb.diagram_boxes(kind)
+    assert len(boxes) == sum(len(row) for row in d.rows)  # keys are unique
+    named = [k for edge in d.edges for k in edge[:2]] + [k for edge in d.bypasses for k in edge[:2]]
+    named += [k for sources, dst in d.concats for k in (*sources, dst)]
+    named += [k for b in boxes.values() for k in (*b.over, *([b.beside] if b.beside else []))]
+    assert set(named) <= set(boxes), set(named) - set(boxes)
+    assert all((b.trace is None) == (b.shape is None) for b in boxes.values())
+    # every box but the input is fed by an edge, a concatenation or a bypass
+    fed = {e[1] for e in d.edges} | {dst for _, dst in d.concats} | {e[1] for e in d.bypasses}
+    assert fed == set(boxes) - {"x"}
     with pytest.raises(ValueError, match="kind"):
-        xb.draw_block("gru", axes[0])
-    with pytest.raises(ValueError, match="both"):
-        xb.draw_block("mlstm", axes[0], block=xb.make_block("mlstm", E, NH))
-    plt.close(fig)
+        xb.diagram_boxes("gru")
+
+
+def test_diagram_title_lists_the_dimensions():
+    block = xb.make_block("slstm", E, NH)
+    assert xb.diagram_title("slstm") == xb.DIAGRAMS["slstm"].title
+    title = xb.diagram_title("slstm", block, _x())
+    assert title.splitlines()[1] == f"B=2, S=9, E={E}, NH={NH}, DH={E // NH}, K=4, F=64"
 
 
 # --- build-up from the cells ------------------------------------------------------------------------
@@ -219,20 +226,17 @@ def test_run_steps_on_a_mixed_stack_equals_forward():
     assert len(state) == 3
 
 
-def test_state_rows_bytes_and_constant_size():
+def test_state_has_constant_size():
+    """The block's state after 3 and after 40 steps: the same tensors, the same bytes (counted)."""
     block = xb.make_block("mlstm", E, NH)
     _, st_short = block(_x(S=3), return_state=True)
     _, st_long = block(_x(S=40), return_state=True)
-    rows = xb.state_tensors(st_short)
+    rows = state_tensors(st_short)
     assert [r[0] for r in rows] == ["state.conv", "state.c", "state.n", "state.m"]
     D, DH, B = block.inner_dim, block.head_dim, 2
     expected = 8 * (B * 3 * D + B * NH * DH * DH + B * NH * DH + B * NH)
-    assert xb.state_nbytes(st_short) == xb.state_nbytes(st_long) == expected
-    stack = xLSTMBlockStack(xLSTMStackConfig(embedding_dim=E, num_blocks=2, slstm_at=(1,)))
-    names = [r[0] for r in xb.state_tensors(stack.zero_state(1, torch.zeros(1)))]
-    assert names[0] == "state[0].conv" and "state[1].h" in names
-    with pytest.raises(ValueError, match="cannot read"):
-        xb.state_tensors({"c": 1})
+    assert state_nbytes(st_short) == state_nbytes(st_long) == expected
+    assert [r[1] for r in rows] == [r[1] for r in state_tensors(st_long)]
 
 
 # --- parameter counts -------------------------------------------------------------------------------
@@ -283,25 +287,6 @@ def test_leading_coefficient_is_the_large_width_limit():
         xb.leading_coefficient("gru", cfg)
 
 
-def test_parameter_plots():
-    import matplotlib.pyplot as plt
-
-    cfgs = [xLSTMStackConfig(embedding_dim=w, num_blocks=1) for w in (64, 128, 256)]
-    counted = {k: [xb.counted_block_parameters(k, c) for c in cfgs] for k in xb.BLOCK_KINDS}
-    formula = {k: [xb.block_parameter_formula(k, c) for c in cfgs] for k in xb.BLOCK_KINDS}
-    fig = xb.plot_parameter_scaling([64, 128, 256], counted, formula,
-                                    {k: xb.leading_coefficient(k, cfgs[0]) for k in xb.BLOCK_KINDS})
-    assert len(fig.axes) == 2
-    plt.close(fig)
-    blocks = {k: xb.component_counts(xb.make_block(k, E, NH)) for k in ("mlstm", "slstm")}
-    stacks = {r: xb.stack_counts(xLSTMStackConfig(embedding_dim=E, num_blocks=2,
-                                                  slstm_at=ratio_to_slstm_at(r, 2)))
-              for r in ("1:0", "1:1")}
-    fig = xb.plot_parameter_counts(blocks, stacks, title="t")
-    assert len(fig.axes) == 2
-    plt.close(fig)
-
-
 # --- the official stack (needs the xlstm package; skipped per test without it) ----------------------
 
 
@@ -320,12 +305,12 @@ def test_official_parity():
 
 
 def test_official_name_table():
-    xlstm = pytest.importorskip("xlstm")
-    from xlstm_edu.blocks import official_stack_config
+    pytest.importorskip("xlstm")
+    from xlstm_edu import official as official_packages
 
     cfg = _official_cfg()
     rows = xb.official_name_table(cfg)
-    official = xlstm.xLSTMBlockStack(official_stack_config(cfg)).state_dict()
+    official = official_packages.build_stack(cfg).state_dict()
     assert [r[0] for r in rows] == list(official)
     ours = xLSTMBlockStack(cfg).state_dict()
     assert sorted(r[2] for r in rows) == sorted(ours)

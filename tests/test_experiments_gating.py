@@ -192,21 +192,21 @@ def test_gate_traces_spike():
     assert spiky["trace"]["m"][5] == pytest.approx(spiky["igate_preact"][5])
 
 
-def test_plots_build():
-    mpl = pytest.importorskip("matplotlib")
-    mpl.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    fig = eg.plot_gate_traces(eg.gate_traces(S=10, spike_height=90.0))
-    assert len(fig.axes) == 4
-    task = eg.revise_task(n_seq=4, S=10, seed=0)
-    comp = eg.revise_comparison(betas=(1, 10), n_seq=4, S=10)
-    fig2 = eg.plot_revise(task, eg.revise_outputs(task, 10.0), comp, beta=10.0)
-    assert len(fig2.axes) == 3
-    i = np.arange(20, dtype=float)[None, None, :, None]
-    fig3 = eg.plot_overflow(i, np.zeros_like(i), np.ones_like(i), np.zeros_like(i))
-    assert len(fig3.axes) == 2
-    plt.close("all")
+def test_overflow_traces_one_unit():
+    S = 20
+    i = np.zeros((1, 2, S, 1))
+    i[0, 1, :, 0] = np.arange(S) * 10.0  # unit (0, 1, 0): exp(10 t) passes log(max) of both dtypes
+    ones, zeros = np.ones_like(i), np.zeros_like(i)
+    data = eg.overflow_traces(i, zeros, ones, zeros, unit=(0, 1, 0))
+    np.testing.assert_array_equal(data["igate_preact"], np.arange(S) * 10.0)
+    np.testing.assert_allclose(data["h_stabilized"], slstm.recurrent(i, zeros, ones, zeros)[0, 1, :, 0])
+    assert data["first_over"] == {"float32": 9, "float16": 2}  # log(max) = 88.7 and 11.1
+    assert data["log_max"]["float16"] == pytest.approx(np.log(65504.0))
+    for name, step in data["first_over"].items():
+        h = data["textbook"][name]
+        assert np.isfinite(h[:step]).all() and not np.isfinite(h[step])
+    other = eg.overflow_traces(i, zeros, ones, zeros, unit=(0, 0, 0))  # gates 0: no overflow
+    assert other["first_over"] == {"float32": None, "float16": None}
 
 
 def test_gate_explorer_constructs_and_updates():

@@ -11,13 +11,7 @@ from xlstm_edu.lstm import LSTM
 D_IN, H, S = 4, 8, 40
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The tensors here are tiny: one thread avoids synchronisation costs on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread is fastest
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "torch_lstm"])
@@ -182,25 +176,16 @@ def test_forget_gate_activations_first_step():
     np.testing.assert_allclose(f[:, 0], torch.sigmoid(pre[:, H:2 * H]).numpy(), rtol=1e-13)
 
 
-def test_plot_gradient_norms():
-    from matplotlib.figure import Figure
-
-    ax = Figure().subplots()
-    curves = {"a": np.full((2, 10), 0.5), "b": np.full((3, 10), 1e-3)}
-    assert ex.plot_gradient_norms(curves, ax=ax) is ax
-    assert len(ax.get_lines()) == 2
-    assert ax.get_yscale() == "log"
-    np.testing.assert_allclose(ax.get_lines()[1].get_ydata(), 1e-3)
-
-
-def test_median_time_calls_and_result():
-    calls = []
-    t = ex.median_time(lambda: calls.append(1), repeat=3, number=2)
-    assert len(calls) == 1 + 3 * 2  # warm-up + repeat * number
-    assert t >= 0.0
+def test_curve_summary_is_the_geometric_mean_and_band():
+    c = np.array([[1.0, 100.0], [4.0, 1.0]])  # (seeds, S)
+    mean, low, high = ex.curve_summary(c)
+    np.testing.assert_allclose(mean, [2.0, 10.0])  # sqrt(1 * 4), sqrt(100 * 1)
+    np.testing.assert_array_equal(low, [1.0, 1.0])
+    np.testing.assert_array_equal(high, [4.0, 100.0])
+    with pytest.raises(ValueError, match="seeds"):
+        ex.curve_summary(np.ones(3))
 
 
 def test_time_lstm_paths_runs():
     times = ex.time_lstm_paths(B=2, S=5, D_in=3, H=4, repeat=1)
     assert list(times) == ["numpy reference loop", "numba", "torch loop", "torch.nn.LSTM"]
-    assert all(v > 0 for v in times.values())

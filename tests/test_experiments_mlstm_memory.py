@@ -85,20 +85,29 @@ def test_store_and_retrieve_rejects_mismatched_pairs():
 
 
 def test_forgetting_matches_decay_for_one_hot_keys():
-    from xlstm_edu.widgets.memory import explorer_data
-
-    data = explorer_data(d=16, n_pairs=10, fgate_preact=2.0, keys="one-hot")
+    data = mm.explorer_data(d=16, n_pairs=10, fgate_preact=2.0, keys="one-hot")
     f = 1.0 / (1.0 + np.exp(-2.0))
     np.testing.assert_allclose(data["relative_error"], 1.0 - f ** data["age"], atol=1e-5)
+    np.testing.assert_allclose(data["forgetting_only"], 1.0 - f ** np.arange(9, -1, -1), rtol=1e-12)
     assert data["C"].shape == (16, 16)
     assert np.all(data["C"][10:] == 0)  # rows of unused one-hot keys stay empty
 
 
-def test_strong_newest_write_dominates_random_keys():
-    from xlstm_edu.widgets.memory import explorer_data
+def test_make_pairs_keeps_old_pairs_and_checks_keys():
+    k8, v8 = mm.make_pairs(8, 5, "random", seed=3)
+    k12, v12 = mm.make_pairs(8, 12, "random", seed=3)
+    np.testing.assert_array_equal(k12[:5], k8)  # adding pairs keeps the old ones
+    np.testing.assert_array_equal(v12[:5], v8)
+    k_hot, _ = mm.make_pairs(4, 6, "one-hot")
+    np.testing.assert_array_equal(k_hot[4:], np.eye(4)[:2])  # pair j + d reuses the key of pair j
+    with pytest.raises(ValueError, match="keys"):
+        mm.make_pairs(4, 2, "orthogonal")
 
-    weak = explorer_data(d=16, n_pairs=12, fgate_preact=8.0, newest_igate_preact=0.0, keys="random")
-    strong = explorer_data(d=16, n_pairs=12, fgate_preact=8.0, newest_igate_preact=5.0, keys="random")
+
+def test_strong_newest_write_dominates_random_keys():
+    weak = mm.explorer_data(d=16, n_pairs=12, fgate_preact=8.0, newest_igate_preact=0.0, keys="random")
+    strong = mm.explorer_data(d=16, n_pairs=12, fgate_preact=8.0, newest_igate_preact=5.0,
+                              keys="random")
     assert strong["cosine_distance"][:-1].mean() > 2 * weak["cosine_distance"][:-1].mean()
     assert strong["relative_error"][-1] < 0.05  # the normalizer undoes the newest pair's strength
 

@@ -132,25 +132,28 @@ def test_memory_sweep_measures_the_decay_matrix():
     assert 0 < chunk < par
 
 
-def test_figures():
-    mpl = pytest.importorskip("matplotlib")
-    mpl.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+def test_stabilized_decay_matrix_rows_peak_at_one():
+    i, f = pf.hard_gates(1, 1, 16, seed=3)
+    log_d = mlstm.log_decay_matrix(F.logsigmoid(f), i)[0, 0]  # (S, S)
+    d_stab, m = pf.stabilized_decay_matrix(log_d)
+    np.testing.assert_array_equal(m, log_d.amax(-1).numpy())
+    np.testing.assert_array_equal(d_stab.max(-1), 1.0)
+    assert np.all(np.triu(d_stab, 1) == 0)  # the future: exp(-inf) = 0
+    np.testing.assert_allclose(d_stab * np.exp(m)[:, None], np.exp(log_d.numpy()), rtol=1e-12)
 
-    i, f = pf.hard_gates(1, 1, 16)
-    fig = pf.plot_decay_matrices(mlstm.log_decay_matrix(F.logsigmoid(f), i)[0, 0], title="t")
-    assert len(fig.axes) == 4  # two heatmaps, two colorbars
-    plt.close(fig)
-    plt.close(pf.plot_chunk_structure(16, 4))
-    rows = [{"S": S, "cumsum_range": 1.0 * S, "logd_err": dict.fromkeys(pf.LOG_D_BUILDERS, 1e-5),
-             "h_err": dict.fromkeys(pf.LOG_D_BUILDERS, 1e-4)} for S in (8, 16)]
-    plt.close(pf.plot_pitfall(rows))
-    sweep_t = {"parallel": {"S": [8, 16, 32], "seconds": [1.0, 4.0, 16.0]}}
-    sweep_m = {"parallel": {"S": [8, 16], "MiB": [1.0, 4.0]}}
-    fig = pf.plot_scaling(sweep_t, sweep_m)
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert labels == ["parallel  (slope 2.00)"]
-    plt.close(fig)
+
+def test_fitted_power_laws_give_slope_prefactor_and_points():
+    sweep = {"a": {"S": [10, 100, 1000], "y": [3.0, 300.0, 30000.0]}, "b": {"S": [10], "y": [1.0]}}
+    fits = pf.fitted_power_laws(sweep, "y", min_S=10)
+    assert set(fits) == {"a"}  # one point: no fit
+    slope, a, S_fit = fits["a"]
+    assert slope == pytest.approx(2.0) and a == pytest.approx(0.03) and S_fit == [10, 100, 1000]
+    assert pf.fitted_power_laws(sweep, "y", min_S=100)["a"][2] == [100, 1000]
+
+
+def test_float32_pitfall_reports_the_spacing_at_the_cumsum_size():
+    (row,) = pf.float32_pitfall((64,), DH=4)
+    assert row["cumsum_spacing"] == float(np.spacing(np.float32(row["cumsum_range"])))
 
 
 def test_limited_threads_restores():

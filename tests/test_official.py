@@ -8,11 +8,13 @@ stop gradients through n and m, so gradients are compared with the autograd kern
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from conftest import REGIMES, mlstm_inputs, rel_err, slstm_inputs, to_numpy
 
-from xlstm_edu import mlstm, slstm
+from xlstm_edu import mlstm, official, slstm
+from xlstm_edu.experiments.slstm import random_inputs
 
 mk = pytest.importorskip("mlstm_kernels.torch")
 
@@ -97,10 +99,10 @@ def test_chunkwise_matches_official_native(regime, dtype, chunk_size):
 @pytest.mark.parametrize("backend", ["torch", "numba"])
 def test_slstm_matches_official_vanilla_backend(regime, dtype, backend):
     pytest.importorskip("xlstm")
-    from xlstm_edu.experiments.slstm import official_vanilla_slstm
+    from xlstm_edu.official import vanilla_slstm
 
     args = slstm_inputs(S=31, regime=regime, dtype=dtype)
-    h_off = official_vanilla_slstm(*args)
+    h_off = vanilla_slstm(*args)
     ours_in = args if backend == "torch" else to_numpy(args)
     h = slstm.recurrent(*ours_in)
     assert rel_err(h, h_off) < (1e-12 if dtype == torch.float64 else 1e-5)
@@ -126,3 +128,25 @@ def test_slstm_matches_official_cell_module():
     pre = [g + bias[None, :, j, None, :] for j, g in enumerate(gates)]
     h = slstm.recurrent(*pre, R)
     assert rel_err(h, h_off) < 1e-12
+
+
+@pytest.mark.parametrize("S", [1, 13])
+def test_official_vanilla_slstm_agrees_with_recurrent_float64(S):
+    pytest.importorskip("xlstm")
+    gates, R = random_inputs(2, 3, S, 6, seed=S, r_scale=1.5)
+    h_official = official.vanilla_slstm(*gates, R)
+    assert isinstance(h_official, np.ndarray) and h_official.shape == (2, 3, S, 6)
+    h_ours = slstm.recurrent(*gates, R)
+    assert np.abs(h_official - h_ours).max() < 1e-12
+    # and a different R gives a different answer (the adapter really uses R)
+    assert np.abs(official.vanilla_slstm(*gates, 0.5 * R) - h_ours).max() > 1e-3 or S == 1
+
+
+def test_official_vanilla_slstm_torch_in_torch_out():
+    pytest.importorskip("xlstm")
+    gates, R = random_inputs(1, 2, 9, 4, seed=3, dtype=np.float32)
+    t_gates = [torch.from_numpy(g) for g in gates]
+    h = official.vanilla_slstm(*t_gates, torch.from_numpy(R))
+    assert isinstance(h, torch.Tensor) and h.dtype == torch.float32 and h.shape == (1, 2, 9, 4)
+    h_ours = slstm.recurrent(*t_gates, torch.from_numpy(R))
+    assert (h - h_ours).abs().max().item() < 1e-5

@@ -15,12 +15,8 @@ import pytest
 import torch
 from conftest import rel_err
 
-from xlstm_edu.blocks import (
-    load_official_state_dict,
-    official_stack_config,
-    xLSTMBlockStack,
-    xLSTMStackConfig,
-)
+from xlstm_edu import official
+from xlstm_edu.blocks import load_official_state_dict, xLSTMBlockStack, xLSTMStackConfig
 from xlstm_edu.blocks.official import official_to_ours
 from xlstm_edu.models import xLSTMLM, xLSTMLMConfig
 
@@ -30,12 +26,7 @@ S = 40
 TOL = {torch.float64: 1e-10, torch.float32: 1e-4}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread is fastest
 
 
 def our_config(**kw) -> xLSTMStackConfig:
@@ -46,7 +37,7 @@ def our_config(**kw) -> xLSTMStackConfig:
 
 def perturbed_official(cfg: xLSTMStackConfig, dtype, scale=0.5, seed=1):
     """An official stack for ``cfg`` with every parameter moved away from its init."""
-    off = xlstm.xLSTMBlockStack(official_stack_config(cfg)).to(dtype)
+    off = official.build_stack(cfg, dtype)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in off.parameters():
@@ -89,20 +80,19 @@ def test_fresh_init_matches_official_init():
     """The deterministic parts of the official init are identical; the random ones share the scale."""
     cfg = our_config(embedding_dim=64, num_blocks=3, slstm_at=(1,), mlstm_num_heads=2, slstm_num_heads=4)
     ours = xLSTMBlockStack(cfg).state_dict()
-    official = official_to_ours(xlstm.xLSTMBlockStack(official_stack_config(cfg)).state_dict(),
-                                xLSTMBlockStack(cfg))
+    theirs = official_to_ours(official.build_stack(cfg).state_dict(), xLSTMBlockStack(cfg))
     mlstm_fixed = ("norm.weight", "igate.weight", "fgate.weight", "fgate.bias", "learnable_skip",
                    "outnorm.weight")
     slstm_fixed = ("norm.weight", "R", "b", "outnorm.weight", "ffn_norm.weight")
     fixed = [f"blocks.{i}.{name}" for i in (0, 2) for name in mlstm_fixed]
     fixed += [f"blocks.1.{name}" for name in slstm_fixed] + ["post_blocks_norm.weight"]
     for key in fixed:
-        assert torch.equal(ours[key], official[key]), key
-    assert torch.count_nonzero(official["blocks.1.b"][:, 1]) > 0  # the powerlaw forget bias
+        assert torch.equal(ours[key], theirs[key]), key
+    assert torch.count_nonzero(theirs["blocks.1.b"][:, 1]) > 0  # the powerlaw forget bias
     random = [key for key in ours if key not in fixed and ours[key].numel() >= 2000]
     assert len(random) == 6  # proj_up, proj_down of both mLSTM blocks and of the feed-forward
     for key in random:  # enough samples for a 10% check of the spread
-        assert abs(ours[key].std() / official[key].std() - 1) < 0.1, key
+        assert abs(ours[key].std() / theirs[key].std() - 1) < 0.1, key
 
 
 def test_cuda_layout_of_slstm_weights_loads_the_same():
@@ -139,7 +129,7 @@ def test_loader_rejects_a_different_architecture():
 
 def test_language_model_matches_official():
     cfg = xLSTMLMConfig(vocab_size=48, **dataclasses.asdict(our_config(slstm_at=(0,))))
-    stack_cfg = official_stack_config(cfg.stack_config())
+    stack_cfg = official.stack_config(cfg.stack_config())
     init_fields = {f.name: getattr(stack_cfg, f.name)
                    for f in dataclasses.fields(xlstm.xLSTMBlockStackConfig) if f.init}
     off = xlstm.xLSTMLMModel(xlstm.xLSTMLMModelConfig(**init_fields, vocab_size=48, tie_weights=True))

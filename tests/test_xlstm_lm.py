@@ -16,12 +16,7 @@ from xlstm_edu.models import build_model, sample_next_token, xLSTMLM, xLSTMLMCon
 V = 40
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread is fastest
 
 
 def lm_config(**kw) -> xLSTMLMConfig:

@@ -1,0 +1,69 @@
+"""The measuring helpers: what they call, in which order, and what they count (no measured time or
+memory is asserted: the clock is replaced by a counter where the arithmetic matters)."""
+
+from __future__ import annotations
+
+import numba
+import pytest
+import torch
+
+from xlstm_edu import timing
+
+
+def test_median_time_warms_up_then_takes_the_median(monkeypatch):
+    """With a clock that reads 0 (start), then 0 -> 5, 5 -> 6, 6 -> 15 around the three timed calls,
+    the calls take 5, 1 and 9 s: the median is 5."""
+    calls = []
+    readings = iter([0.0, 0.0, 5.0, 5.0, 6.0, 6.0, 15.0])
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: next(readings))
+    t = timing.median_time(lambda: calls.append(1), repeats=3, warmup=2)
+    assert len(calls) == 2 + 3
+    assert t == 5.0
+
+
+def test_interleaved_medians_visit_every_function_each_round():
+    order = []
+    fns = {name: (lambda name=name: order.append(name)) for name in "abc"}
+    out = timing.interleaved_medians(fns, rounds=2, repeats=1, warmup=0)
+    assert order == ["a", "b", "c", "a", "b", "c"]  # round by round, not a a b b c c
+    assert list(out) == ["a", "b", "c"]
+
+
+def test_limited_threads_sets_and_restores():
+    before_numba = numba.get_num_threads()  # first: starting numba's threads may reset OpenMP's
+    before_torch = torch.get_num_threads()
+    with timing.limited_threads(1):
+        assert torch.get_num_threads() == 1 and numba.get_num_threads() == 1
+    assert (torch.get_num_threads(), numba.get_num_threads()) == (before_torch, before_numba)
+    with timing.limited_threads(None):
+        assert torch.get_num_threads() == before_torch
+
+
+def test_state_tensors_name_every_tensor_and_count_bytes():
+    from collections import namedtuple
+
+    Pair = namedtuple("Pair", "c m")
+    state = (Pair(torch.zeros(2, 3), torch.zeros(2, dtype=torch.float64)),
+             [torch.zeros(4, dtype=torch.int8), None], {"k": torch.zeros(5, dtype=torch.float16)})
+    rows = timing.state_tensors(state)
+    assert rows == [("state[0].c", (2, 3), 24), ("state[0].m", (2,), 16), ("state[1][0]", (4,), 4),
+                    ("state[2]['k']", (5,), 10)]
+    assert timing.state_nbytes(state) == 24 + 16 + 4 + 10
+    with pytest.raises(ValueError, match="cannot read a state of type str"):
+        timing.state_nbytes("state")
+
+
+def failing_probe():
+    raise RuntimeError("the probe fails on purpose")
+
+
+def test_peak_memory_reports_a_failing_child():
+    with pytest.raises(RuntimeError, match="memory probe tests.test_timing:failing_probe failed"):
+        timing.peak_memory_mib("tests.test_timing:failing_probe")
+
+
+def test_counted_flops_and_largest_tensor():
+    a, b = torch.randn(8, 16), torch.randn(16, 4)
+    assert timing.count_flops(lambda: a @ b) == 2 * 8 * 16 * 4
+    assert timing.count_flops(lambda: a + 1) == 0  # elementwise work is not counted
+    assert timing.largest_tensor_bytes(lambda: (a @ b, torch.zeros(100, dtype=torch.float64))) == 800
