@@ -1,6 +1,6 @@
 # Set-up and build commands for "Learning xLSTM". On a fresh machine (Python 3.11 with pip, node/npm)
 #   make book   build the HTML book into book/_build/html (creates .venv on the first run)
-#   make test   ruff, the package tests and every notebook cell
+#   make test   ruff, the package tests, every notebook cell, and every chapter run the way Colab runs it
 #   make lab    JupyterLab for reading the chapters interactively
 #   make clean  remove build outputs (keeps .venv); make distclean also removes .venv
 # Installs are skipped when nothing changed: stamp files in .venv are newer than the requirements.
@@ -29,11 +29,12 @@ BOOK_STAMP := $(VENV)/.stamp-book
 TEST_STAMP := $(VENV)/.stamp-test
 LAB_STAMP  := $(VENV)/.stamp-lab
 
-.PHONY: help book test lab clean distclean js
+.PHONY: help book test colab lab clean distclean js
 
 help:
 	@echo "make book   build the HTML book (book/_build/html/index.html)"
-	@echo "make test   ruff + package tests + every notebook cell"
+	@echo "make test   ruff + package tests + every notebook cell + the Colab-like run"
+	@echo "make colab  every chapter alone in a fresh environment, as Colab runs it"
 	@echo "make lab    JupyterLab on the chapters"
 	@echo "make clean  remove build outputs (make distclean also removes .venv)"
 
@@ -89,6 +90,7 @@ test: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(ONE_THREAD) $(BIN)/pytest -n 2 tests
 	$(ONE_THREAD) $(BIN)/pytest -n 2 --nbmake --nbmake-timeout=300 book/chapters
+	$(MAKE) --no-print-directory colab
 
 # Extra arguments for JupyterLab, e.g. `make lab LAB_ARGS="--no-browser --port 8890"`. Inside a container
 # running as root, JupyterLab refuses to start without --allow-root, so it is added for uid 0.
@@ -99,8 +101,13 @@ lab: $(LAB_STAMP)
 	$(BIN)/jupyter lab $(LAB_ROOT_ARG) $(LAB_ARGS) book/chapters
 
 clean:
-	rm -rf book/_build $(JS_DIR) .pytest_cache .ruff_cache .hypothesis
+	rm -rf book/_build $(JS_DIR) build/colab-venv .pytest_cache .ruff_cache .hypothesis
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -print0 | xargs -0 rm -rf
 
 distclean: clean
 	rm -rf $(VENV)
+
+# Every chapter the way Colab runs it: a fresh venv (build/colab-venv) with torch, numpy, ipykernel and the
+# package installed non-editable, each notebook copied alone into an empty folder (tools/colab_like.py).
+colab: $(TEST_STAMP)
+	$(BIN)/python tools/colab_like.py --jobs 2

@@ -46,20 +46,13 @@ def test_hard_gates_ranges_and_seed():
     assert i32.dtype == torch.float32
 
 
-def test_parallel_with_package_builder_is_the_package_parallel_form():
-    i, f = pf.hard_gates(2, 2, 40, seed=3)
-    q, k, v = pf.qkv(2, 2, 40, 8, 12, seed=4)
-    for dtype in (torch.float64, torch.float32):
-        args = tuple(x.to(dtype) for x in (q, k, v, i, f))
-        assert torch.equal(pf.parallel_with(mlstm.log_decay_matrix, *args), mlstm.parallel_torch(*args))
-
-
 def test_parallel_with_difference_builder_is_exact_in_float64():
     i, f = pf.hard_gates(1, 2, 64, seed=5)
     q, k, v = pf.qkv(1, 2, 64, 8, 8, seed=6)
-    h_diff = pf.parallel_with(mlstm.log_decay_matrix_cumsum_difference, q, k, v, i, f)
+    diff = mlstm.log_decay_matrix_cumsum_difference
+    h_diff = mlstm.parallel_torch(q, k, v, i, f, log_decay_fn=diff)
     h_rec = mlstm.recurrent(q, k, v, i, f, eps=0.0)
-    h_diff0 = pf.parallel_with(mlstm.log_decay_matrix_cumsum_difference, q, k, v, i, f, eps=0.0)
+    h_diff0 = mlstm.parallel_torch(q, k, v, i, f, eps=0.0, log_decay_fn=diff)
     assert float((h_diff0 - h_rec).abs().max() / h_rec.abs().max()) < 1e-10
     assert h_diff.shape == (1, 2, 64, 8)
 

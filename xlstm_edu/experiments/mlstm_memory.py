@@ -28,6 +28,7 @@ import math
 import numpy as np
 
 from .. import mlstm
+from ..gating import sigmoid
 
 #: Forget-gate pre-activation of the read steps: ``log sigmoid(40) ~ -4e-18``, so ``f' = exp(.)`` is
 #: exactly 1.0 in float32 and float64 and the reads leave the memory unchanged.
@@ -227,7 +228,7 @@ def explorer_data(d=16, n_pairs=8, fgate_preact=3.0, newest_igate_preact=0.0, ke
     retrieved, state = store_and_retrieve(k, v, igate_preact=i_pre, fgate_preact=fgate_preact,
                                           return_state=True)
     age = np.arange(n_pairs)[::-1]
-    forget = 1.0 / (1.0 + np.exp(-fgate_preact))
+    forget = float(sigmoid(np.float64(fgate_preact)))
     return dict(
         C=memory_matrix(state),
         relative_error=relative_error(retrieved, v),

@@ -1,9 +1,8 @@
 """Parallel and chunkwise forms of the mLSTM (chapter "Parallel forms: from quadratic to linear").
 
 Everything here calls the package's mLSTM (:mod:`xlstm_edu.mlstm`) and its benchmark helpers
-(:mod:`xlstm_edu.bench`); nothing re-derives a formula, except :func:`parallel_with`, which is
-:func:`xlstm_edu.mlstm.parallel_torch` with the construction of ``log D`` passed in as a parameter
-(a test checks that with the package's builder it gives bit-for-bit the package's output).
+(:mod:`xlstm_edu.bench`); nothing re-derives a formula (the float32 pitfall passes the construction of
+``log D`` to :func:`xlstm_edu.mlstm.parallel_torch` as its ``log_decay_fn`` parameter).
 
 * :func:`hard_gates`: gate pre-activations that make the stabilizer and float32 work hard;
 * :func:`stabilizer_trajectory`: the recurrent form's ``m_t``, stepped with the package's gating;
@@ -81,15 +80,6 @@ def stabilizer_trajectory(igate_preact, fgate_preact, m_initial=0.0):
 # --- the float32 pitfall ----------------------------------------------------------------------------
 
 
-def parallel_with(log_decay_fn, q, k, v, igate_preact, fgate_preact, eps=1e-6):
-    """:func:`xlstm_edu.mlstm.parallel_torch` with the ``log D`` construction as a parameter.
-
-    ``log_decay_fn(log_fgate, igate_preact) -> log D`` is :func:`xlstm_edu.mlstm.log_decay_matrix`
-    (the package's) or :func:`xlstm_edu.mlstm.log_decay_matrix_cumsum_difference`.
-    """
-    return mlstm.parallel_torch(q, k, v, igate_preact, fgate_preact, eps, log_decay_fn=log_decay_fn)
-
-
 #: The two constructions of ``log D`` compared by :func:`float32_pitfall`.
 LOG_D_BUILDERS = {
     "masked cumsum (package)": mlstm.log_decay_matrix,
@@ -125,7 +115,8 @@ def float32_pitfall(sizes=(256, 512, 1024, 2048), *, NH=1, DH=64, window=30.0, s
         for name, build in LOG_D_BUILDERS.items():
             log_d32 = build(log_f64.float(), i64.float()).double()
             row["logd_err"][name] = float((log_d32 - ref).abs()[matters].max())
-            h32 = parallel_with(build, q.float(), k.float(), v.float(), i64.float(), f64.float(), eps)
+            h32 = mlstm.parallel_torch(q.float(), k.float(), v.float(), i64.float(), f64.float(), eps,
+                                       log_decay_fn=build)
             row["h_err"][name] = float((h32.double() - h_ref).abs().max() / h_ref.abs().max())
         rows.append(row)
     return rows
