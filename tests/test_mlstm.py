@@ -185,3 +185,27 @@ def test_chunkwise_chunk_larger_than_sequence_is_parallel_plus_state():
     args = mlstm_inputs(S=11, regime="hard")
     assert rel_err(mlstm.chunkwise(*args, chunk_size=1000, eps=0.0),
                    mlstm.parallel(*args, eps=0.0)) < 1e-10
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+@pytest.mark.parametrize("form", ["recurrent", "chunkwise"])
+def test_the_empty_state_with_m_minus_inf_is_accepted(form, backend):
+    """The blocks start from (0, 0, m = -inf): no stabilizer yet. The forms used to refuse it as
+    'infinite'; from it they give the parallel form's outputs (which has no initial state)."""
+    args = mlstm_inputs(S=13, regime="hard")
+    B, NH, _, DHQK = args[0].shape
+    DHV = args[2].shape[-1]
+    f64 = torch.float64
+    empty = (torch.zeros(B, NH, DHQK, DHV, dtype=f64), torch.zeros(B, NH, DHQK, dtype=f64),
+             torch.full((B, NH), -torch.inf, dtype=f64))
+    if backend == "numpy":
+        args, empty = to_numpy(args), to_numpy(empty)
+    kw = dict(chunk_size=5) if form == "chunkwise" else {}
+    h = getattr(mlstm, form)(*args, initial_state=empty, eps=0.0, **kw)
+    h_par = mlstm.parallel(*args, eps=0.0)
+    assert rel_err(h, h_par) < 1e-10
+    plus_inf = torch.full((B, NH), torch.inf, dtype=f64)
+    plus_inf = plus_inf.numpy() if backend == "numpy" else plus_inf
+    bad = (*empty[:2], plus_inf)
+    with pytest.raises(ValueError, match=r"m_state contains NaN or \+inf"):
+        getattr(mlstm, form)(*args, initial_state=bad, **kw)

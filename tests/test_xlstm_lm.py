@@ -188,3 +188,42 @@ def test_on_cuda_matches_cpu(model):
     out = gpu.generate(idx[:, :4].cuda(), 6, top_k=1)
     assert out.device.type == "cuda"
     assert torch.equal(out.cpu(), model.generate(idx[:, :4], 6, top_k=1))
+
+
+# --- defects a new user hit (each of these failed before the fix) ---------------------------------
+
+
+def test_a_tiny_temperature_is_greedy_not_nan(model):
+    """logits / 1e-300 used to give inf - inf = NaN probabilities; the row maximum is subtracted
+    first (in float64), so a tiny temperature is greedy."""
+    idx = tokens(B=2, S=5)
+    greedy = model.generate(idx, 6, top_k=1)
+    tiny = model.generate(idx, 6, temperature=1e-300, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(tiny, greedy)
+    logits = torch.tensor([[0.0, 1e30, -1e30]], dtype=torch.float32)
+    assert sample_next_token(logits, temperature=1e-300).tolist() == [1]
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.int16, torch.int32])
+def test_any_integer_token_dtype_reads_like_int64(model, dtype):
+    """The token check admitted uint8 etc., but the embedding refused them: they are read as int64."""
+    idx = tokens(B=2, S=9)
+    with torch.no_grad():
+        torch.testing.assert_close(model(idx.to(dtype)), model(idx), rtol=0, atol=0)
+    logits, _ = model.step(idx[:, 0].to(dtype))
+    assert logits.shape == (2, V)
+
+
+def test_generate_returns_int64_ids_above_the_prompt_dtype_range():
+    """A uint8 prompt used to make generate cast new ids to uint8, wrapping ids above 255."""
+    torch.manual_seed(0)
+    big = xLSTMLM(lm_config(vocab_size=300, num_blocks=1, slstm_at=()))
+    with torch.no_grad():  # make the model prefer the ids above 255
+        big.token_embedding.weight[256:] *= 0
+        big.token_embedding.weight[256:] += 3 * big.token_embedding.weight[:44].mean(0)
+    prompt = torch.tensor([[250, 255]], dtype=torch.uint8)
+    out = big.generate(prompt, 30, generator=torch.Generator().manual_seed(0))
+    assert out.dtype == torch.int64 and out[0, :2].tolist() == [250, 255]
+    assert 255 < int(out[0, 2:].max()) < 300  # ids a uint8 cannot hold were drawn
+    manual = big.generate(prompt.long(), 30, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out, manual)  # the same ids as from an int64 prompt, none wrapped
