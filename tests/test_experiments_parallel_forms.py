@@ -109,7 +109,7 @@ def test_scaling_sweep_tiny():
     assert set(out) == set(pf.FORMS)
     assert out["parallel"]["S"] == [16]
     assert out["chunkwise"]["S"] == out["recurrent"]["S"] == [16, 32]
-    assert all(t > 0 for d in out.values() for t in d["seconds"])
+    assert [len(d["seconds"]) for d in out.values()] == [len(d["S"]) for d in out.values()]
     with pytest.raises(ValueError):
         pf.scaling_sweep((16,), forms=("quadratic",))
 
@@ -163,15 +163,6 @@ def test_fitted_power_laws_give_slope_prefactor_and_points():
 def test_float32_pitfall_reports_the_spacing_at_the_cumsum_size():
     (row,) = pf.float32_pitfall((64,), DH=4)
     assert row["cumsum_spacing"] == float(np.spacing(np.float32(row["cumsum_range"])))
-
-
-def test_limited_threads_restores():
-    before = torch.get_num_threads()
-    with pf.limited_threads(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
-    with pf.limited_threads(None):
-        assert torch.get_num_threads() == before
 
 
 def test_scaling_table():
