@@ -377,6 +377,7 @@ def _cli_cases(root, text, run):
         (["experiment", "language-model", "--out", str(root / "no" / "x.json")], "does not exist"),
         (["experiment", "language-model", "--seed", "-1"], "--seed must be an integer >= 0"),
         (["experiment", "language-model", "--device", "gpu"], "--device: unknown device 'gpu'"),
+        (["experiment", "language-model", "--threads", "2"], "unrecognized arguments: --threads"),
         (["bogus"], "invalid choice: 'bogus'"),
     ]
 

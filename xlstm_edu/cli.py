@@ -217,7 +217,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="write the result here (replaced atomically; default: print it)")
     e.add_argument("--seed", type=int, default=0, help="seed of everything random in the experiment")
     e.add_argument("--device", default="cpu", help="'cpu', 'cuda', 'auto', ...")
-    _add_common(e)
+    e.add_argument("--no-progress", action="store_true", help="no progress messages")
     return parser
 
 
@@ -236,7 +236,8 @@ def _check_device(device: str) -> None:
 
 
 def _set_threads(args) -> None:
-    if args.threads is not None:
+    """--threads, where the command has it (an experiment sets its own: it is part of its recipe)."""
+    if getattr(args, "threads", None) is not None:
         _check_int_option("--threads", args.threads, 1)
         torch.set_num_threads(args.threads)
 
