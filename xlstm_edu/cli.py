@@ -427,7 +427,7 @@ def cmd_train(args) -> int:
           f"{cfg.batch_size} x {cfg.context_length} tokens -> {out}")
     hooks = [_evaluate_hook(val_tokens, cfg, run, chars_per_token),
              Checkpoint(out, every=run["checkpoint_every"], tokenizer=tokenizer,
-                        extra={"data": data, "run": run, "chars_per_token": chars_per_token})]
+                        extra={"data": data, "run": run})]
     if until is not None:
         hooks.append(StopAt(until))
     train(model, train_tokens, cfg, hooks=hooks, progress=not args.no_progress)

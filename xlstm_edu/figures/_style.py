@@ -22,13 +22,6 @@ def pyplot():
     return plt
 
 
-def display_scale(fig) -> float:
-    """The factor by which the book shows ``fig`` (at :data:`DPI`): 1, or less for a figure wider
-    than :data:`TEXT_WIDTH_PX`."""
-    width_px = fig.get_figwidth() * DPI
-    return min(1.0, TEXT_WIDTH_PX / width_px)
-
-
 def show_in_output(fig, out) -> None:
     """Show ``fig`` in the ipywidgets ``Output`` ``out`` (replacing what it showed), then close it,
     so that a redrawing widget does not pile up open figures."""

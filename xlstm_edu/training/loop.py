@@ -19,7 +19,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -106,7 +106,6 @@ class Run:
     loss: float = math.nan  # the last update's training loss (nats)
     grad_norm: float = math.nan  # the last update's gradient norm, before clipping
     lr: float = math.nan  # the last update's learning rate
-    extra: dict = field(default_factory=dict)  # anything hooks want to share
 
     @property
     def total_steps(self) -> int:
