@@ -217,6 +217,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="write the result here (replaced atomically; default: print it)")
     e.add_argument("--seed", type=int, default=0, help="seed of everything random in the experiment")
     e.add_argument("--device", default="cpu", help="'cpu', 'cuda', 'auto', ...")
+    e.add_argument("--jobs", type=int, default=1,
+                   help="independent training runs at once, one process each (experiments made of "
+                        "many runs: " + ", ".join(n for n, d in EXPERIMENTS.items() if d.parallel)
+                        + "); the results do not depend on it")
     e.add_argument("--no-progress", action="store_true", help="no progress messages")
     return parser
 
@@ -494,10 +498,13 @@ def cmd_generate(args) -> int:
 
 
 def cmd_experiment(args) -> int:
-    from .experiments.registry import run_experiment
+    from .experiments.registry import EXPERIMENTS, run_experiment
     from .results import check_result_path
 
     _check_int_option("--seed", args.seed, 0)
+    _check_int_option("--jobs", args.jobs, 1)
+    if args.jobs > 1 and not EXPERIMENTS[args.name].parallel:
+        raise CLIError(f"--jobs: experiment {args.name!r} is one run; it takes no --jobs")
     _check_device(args.device)
     if args.out is not None:
         try:
@@ -505,7 +512,7 @@ def cmd_experiment(args) -> int:
         except ValueError as e:
             raise CLIError(f"--out: {e}") from None
     result = run_experiment(args.name, quick=args.quick, seed=args.seed, device=args.device,
-                            out=args.out, command=" ".join([PROG, *args.argv]),
+                            out=args.out, command=" ".join([PROG, *args.argv]), jobs=args.jobs,
                             progress=not args.no_progress)
     if args.out is None:
         print(json.dumps(result, indent=1))

@@ -22,8 +22,11 @@ import torch
 
 from .._checks import check_positive_int
 
-__all__ = ["as_token_tensor", "random_batches", "sample_windows", "spread_windows", "eval_batches",
-           "EvalBatches"]
+#: Targets with this value are left out of the loss and of accuracies (positions without an answer).
+IGNORE_INDEX = -100
+
+__all__ = ["IGNORE_INDEX", "as_token_tensor", "random_batches", "sample_windows", "spread_windows",
+           "eval_batches", "EvalBatches"]
 
 
 def as_token_tensor(tokens, context_length: int | None = None, name: str = "tokens") -> torch.Tensor:

@@ -26,20 +26,32 @@ class Experiment:
     module: str  # where the function lives
     function: str = "run"
     chapter: str = ""  # the chapter that loads the stored result
+    parallel: bool = False  # made of independent runs: its function takes ``jobs`` (processes)
 
 
 EXPERIMENTS = {
     "language-model": Experiment(
         "five language models of equal size trained for the same wall time on Shakespeare",
         "xlstm_edu.experiments.language_model", chapter="08_language_model"),
+    "formal-languages": Experiment(
+        "parity, even pairs, cycle navigation and modular arithmetic: five models trained on short "
+        "strings, tested on longer ones", "xlstm_edu.experiments.formal_languages",
+        chapter="09_state_tracking", parallel=True),
+    "mqar": Experiment(
+        "multi-query associative recall: accuracy against the number of key-value pairs and the "
+        "mLSTM head dimension", "xlstm_edu.experiments.recall", chapter="10_associative_recall",
+        parallel=True),
 }
 
 
 def run_experiment(name: str, *, quick: bool = False, seed: int = 0, device: str = "cpu",
-                   out=None, command: str | None = None, progress: bool = True) -> dict:
-    """Run experiment ``name`` and return its result (written to ``out`` when given)."""
+                   out=None, command: str | None = None, progress: bool = True, jobs: int = 1) -> dict:
+    """Run experiment ``name`` and return its result (written to ``out`` when given). ``jobs``: training
+    runs at once, for the experiments made of independent runs (``Experiment.parallel``)."""
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; known: {sorted(EXPERIMENTS)}")
+    if jobs != 1 and not EXPERIMENTS[name].parallel:
+        raise ValueError(f"experiment {name!r} is one run; it takes no jobs")
     if out is not None:
         results.check_result_path(out)  # before the work, not after
     spec = EXPERIMENTS[name]
@@ -47,7 +59,8 @@ def run_experiment(name: str, *, quick: bool = False, seed: int = 0, device: str
     from .. import __version__
 
     t0 = time.perf_counter()
-    own_settings, rows = run(quick=quick, seed=seed, device=device, progress=progress)
+    extra = {"jobs": jobs} if spec.parallel else {}
+    own_settings, rows = run(quick=quick, seed=seed, device=device, progress=progress, **extra)
     settings = {
         "experiment": name,
         "command": command or f"python -m xlstm_edu experiment {name}" + (" --quick" if quick else ""),

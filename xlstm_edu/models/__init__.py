@@ -6,6 +6,8 @@
 * baselines with the same interface in :mod:`xlstm_edu.models.baselines`: ``LSTMLM`` and
   ``TransformerLM``;
 * :func:`~xlstm_edu.models.sizing.match_parameters`: the width for a target parameter count;
+* :class:`~xlstm_edu.models.classifier.TokenClassifier`: any of them with a class head at every
+  position (:func:`build_classifier`);
 * :func:`build_model`: one entry point that picks the model from a config's ``"model"`` field.
 """
 
@@ -15,6 +17,7 @@ import dataclasses
 import importlib
 
 from .base import LanguageModel, count_parameters, sample_next_token
+from .classifier import TokenClassifier, build_classifier
 from .sizing import match_parameters
 from .xlstm_lm import xLSTMLM, xLSTMLMConfig
 
@@ -26,7 +29,8 @@ MODELS = {
     "transformer": ("xlstm_edu.models.baselines", "TransformerLMConfig", "TransformerLM"),
 }
 
-__all__ = ["LanguageModel", "xLSTMLM", "xLSTMLMConfig", "sample_next_token", "build_model", "MODELS",
+__all__ = ["LanguageModel", "TokenClassifier", "build_classifier",
+           "xLSTMLM", "xLSTMLMConfig", "sample_next_token", "build_model", "MODELS",
            "count_parameters", "match_parameters"]
 
 

@@ -58,6 +58,7 @@ class LanguageModel(nn.Module):
     """The shared part of the package's language models (see the module docstring)."""
 
     config_class: ClassVar[type]
+    head_name: ClassVar[str] = "head"  # the attribute holding the output layer (Linear(E, V))
 
     @property
     def max_context_length(self) -> int | None:

@@ -49,6 +49,7 @@ class xLSTMLM(LanguageModel):
     """
 
     config_class = xLSTMLMConfig
+    head_name = "lm_head"
 
     def __init__(self, config: xLSTMLMConfig):
         super().__init__()

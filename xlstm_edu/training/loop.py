@@ -27,13 +27,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..blocks.components import CausalConv1d, LinearHeadwise
-from ..data.loader import as_token_tensor, sample_windows
+from ..data.loader import IGNORE_INDEX, as_token_tensor, sample_windows
 from ..lstm import LSTM
 from .schedule import lr_at
 from .state import TrainConfig, TrainState, capture_rng, resolve_device, restore_rng
-
-#: Targets with this value are left out of the loss (e.g. positions without an answer).
-IGNORE_INDEX = -100
 
 #: Modules whose ``weight*`` parameters are weight matrices (decayed); norms' gains, embeddings,
 #: biases and everything else (the sLSTM's ``R`` and gate bias ``b``, the mLSTM's ``learnable_skip``)
