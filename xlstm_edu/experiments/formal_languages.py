@@ -16,9 +16,8 @@
 What differs from the paper (Beck et al. 2024, appendix; Deletang et al. 2023): the paper trains up to
 100k steps at batch 256 with a label for the whole string only; on a CPU we train a few hundred to a
 thousand updates at batch 64, with the running target, which gives a training signal at every length
-from the first update (with one label per string, neither an sLSTM nor an mLSTM model learned parity
-in 3,000 updates here). The test is the paper's: the answer after ``L > 40`` symbols, lengths the
-model never saw, up to 256.
+from the first update (one label per string gives one signal per string). The test is the paper's:
+the answer after ``L > 40`` symbols, lengths the model never saw, up to 256.
 """
 
 from __future__ import annotations
