@@ -3,6 +3,10 @@ memory is asserted: the clock is replaced by a counter where the arithmetic matt
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numba
 import pytest
 import torch
@@ -30,13 +34,44 @@ def test_interleaved_medians_visit_every_function_each_round():
 
 
 def test_limited_threads_sets_and_restores():
-    before_numba = numba.get_num_threads()  # first: starting numba's threads may reset OpenMP's
+    before_numba = numba.get_num_threads()  # first: starting numba's layer resets OpenMP's threads
     before_torch = torch.get_num_threads()
     with timing.limited_threads(1):
         assert torch.get_num_threads() == 1 and numba.get_num_threads() == 1
     assert (torch.get_num_threads(), numba.get_num_threads()) == (before_torch, before_numba)
     with timing.limited_threads(None):
         assert torch.get_num_threads() == before_torch
+
+
+def test_limited_threads_restores_what_torch_had_before_numba_started():
+    """In a fresh process: torch at 1 thread, numba not started yet; after the block torch is at 1."""
+    code = ("import torch\n"
+            "torch.set_num_threads(1)\n"
+            "assert torch.get_num_threads() == 1\n"
+            "from xlstm_edu import timing\n"
+            "with timing.limited_threads(2):\n"
+            "    pass\n"
+            "print(torch.get_num_threads())\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "NUMBA_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True)
+    assert out.stdout.split() == ["1"]
+
+
+def test_a_numba_kernel_leaves_torch_threads_as_they_were():
+    """numba's OpenMP layer shares torch's thread count: a compiled cell loop must not undo a
+    ``torch.set_num_threads(1)`` made before it (a fresh process, so the layer starts inside)."""
+    code = ("import numpy as np, torch\n"
+            "torch.set_num_threads(1)\n"
+            "assert torch.get_num_threads() == 1\n"  # torch's pool is started before numba's
+            "from xlstm_edu import lstm\n"
+            "x = np.random.rand(2, 5, 3)\n"
+            "lstm.recurrent(x, np.random.rand(16, 3), np.random.rand(16, 4))\n"
+            "print(torch.get_num_threads())\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "NUMBA_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True)
+    assert out.stdout.split() == ["1"]
 
 
 def test_state_tensors_name_every_tensor_and_count_bytes():

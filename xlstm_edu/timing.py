@@ -83,10 +83,10 @@ def limited_threads(n: int | None):
     import numba
 
     check_int("threads", n)
-    # numba first: the first call starts its threading layer, which may reset the OpenMP threads that
-    # torch shares; torch's setting is read after that and set last, on the way in and on the way out
-    old_numba = numba.get_num_threads()
+    # torch first: numba's first call starts its threading layer, which resets the OpenMP threads that
+    # torch shares; torch's own setting is read before that, and set last on the way in and out
     old_torch = torch.get_num_threads()
+    old_numba = numba.get_num_threads()
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     torch.set_num_threads(n)
     try:
