@@ -8,7 +8,7 @@
   sequential validation batches.
 - :mod:`~xlstm_edu.data.formal_languages`: parity, even pairs, cycle navigation and modular arithmetic
   (Deletang et al. 2023), with a label at every position.
-- :mod:`~xlstm_edu.data.recall`: multi-query associative recall (MQAR, Arora et al. 2023).
+- :mod:`~xlstm_edu.data.recall`: multi-query associative recall (MQAR, Arora et al. 2024).
 """
 
 from .loader import eval_batches, random_batches, spread_windows

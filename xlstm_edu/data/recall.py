@@ -1,4 +1,4 @@
-"""Multi-query associative recall (MQAR; Arora et al. 2023, "Zoology"; Beck et al. 2024, Fig. 5).
+"""Multi-query associative recall (MQAR; Arora et al. 2024, "Zoology"; Beck et al. 2024, Fig. 5).
 
 A sequence of ``context_length`` tokens starts with ``num_pairs`` key-value pairs ``k1 v1 k2 v2 ...``;
 later, every key comes back once as a query, followed by its value. The model must predict the value
