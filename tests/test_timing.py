@@ -43,35 +43,27 @@ def test_limited_threads_sets_and_restores():
         assert torch.get_num_threads() == before_torch
 
 
-def test_limited_threads_restores_what_torch_had_before_numba_started():
-    """In a fresh process: torch at 1 thread, numba not started yet; after the block torch is at 1."""
-    code = ("import torch\n"
-            "torch.set_num_threads(1)\n"
-            "assert torch.get_num_threads() == 1\n"
-            "from xlstm_edu import timing\n"
-            "with timing.limited_threads(2):\n"
-            "    pass\n"
-            "print(torch.get_num_threads())\n")
+def _torch_threads_after(code: str) -> int:
+    """torch's thread count at the end of ``code``, run in a fresh process (numba not started yet)
+    that first sets torch to one thread."""
+    prologue = "import torch\ntorch.set_num_threads(1)\nassert torch.get_num_threads() == 1\n"
     env = {**os.environ, "OMP_NUM_THREADS": "2", "NUMBA_NUM_THREADS": "2"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         check=True)
-    assert out.stdout.split() == ["1"]
+    out = subprocess.run([sys.executable, "-c", prologue + code + "\nprint(torch.get_num_threads())"],
+                         capture_output=True, text=True, env=env, check=True)
+    return int(out.stdout.split()[-1])
+
+
+def test_limited_threads_restores_what_torch_had_before_numba_started():
+    code = "from xlstm_edu import timing\nwith timing.limited_threads(2):\n    pass"
+    assert _torch_threads_after(code) == 1
 
 
 def test_a_numba_kernel_leaves_torch_threads_as_they_were():
     """numba's OpenMP layer shares torch's thread count: a compiled cell loop must not undo a
-    ``torch.set_num_threads(1)`` made before it (a fresh process, so the layer starts inside)."""
-    code = ("import numpy as np, torch\n"
-            "torch.set_num_threads(1)\n"
-            "assert torch.get_num_threads() == 1\n"  # torch's pool is started before numba's
-            "from xlstm_edu import lstm\n"
-            "x = np.random.rand(2, 5, 3)\n"
-            "lstm.recurrent(x, np.random.rand(16, 3), np.random.rand(16, 4))\n"
-            "print(torch.get_num_threads())\n")
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "NUMBA_NUM_THREADS": "2"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         check=True)
-    assert out.stdout.split() == ["1"]
+    ``torch.set_num_threads(1)`` made before it (the layer starts inside the call)."""
+    code = ("import numpy as np\nfrom xlstm_edu import lstm\n"
+            "lstm.recurrent(np.random.rand(2, 5, 3), np.random.rand(16, 3), np.random.rand(16, 4))")
+    assert _torch_threads_after(code) == 1
 
 
 def test_state_tensors_name_every_tensor_and_count_bytes():
