@@ -61,6 +61,21 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+def legend_labels(ax) -> list[str]:
+    """The texts of ``ax``'s legend, in order (figure tests)."""
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+@pytest.fixture
+def close_figures():
+    """Close every matplotlib figure after the test (figure tests: ``pytestmark =
+    pytest.mark.usefixtures("close_figures")``)."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

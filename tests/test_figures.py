@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from conftest import legend_labels  # noqa: E402
 
 import xlstm_edu  # noqa: E402
 from xlstm_edu import slstm  # noqa: E402
@@ -38,14 +39,7 @@ from xlstm_edu.figures import slstm as fs  # noqa: E402
 PACKAGE = Path(xlstm_edu.__file__).parent
 
 
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
-def _labels(ax):
-    return [t.get_text() for t in ax.get_legend().get_texts()]
+pytestmark = pytest.mark.usefixtures("close_figures")
 
 
 def _ydata(ax):
@@ -91,7 +85,7 @@ def test_gradient_norms_draw_the_geometric_mean_and_the_band():
     np.testing.assert_allclose(_ydata(ax)[0], [2.0, 0.2, 0.02])  # sqrt of the products
     np.testing.assert_allclose(_ydata(ax)[1], [1.0, 0.9, 0.8])
     np.testing.assert_array_equal(ax.get_lines()[0].get_xdata(), [0, 1, 2])
-    assert _labels(ax) == list(curves) and ax.get_yscale() == "log"
+    assert legend_labels(ax) == list(curves) and ax.get_yscale() == "log"
     band = ax.collections[0].get_paths()[0].vertices  # min-max band of the first curve
     at_zero = band[np.isclose(band[:, 0], 0.0), 1]
     assert at_zero.min() == pytest.approx(1.0) and at_zero.max() == pytest.approx(4.0)
@@ -115,7 +109,7 @@ def test_gate_traces_draw_every_state():
     assert 0 < ok.sum() < 10  # the spike overflows float32 exp
     np.testing.assert_array_equal(textbook.get_xdata(), np.flatnonzero(ok))
     np.testing.assert_array_equal(bad.get_xdata(), np.flatnonzero(~ok))
-    assert "textbook (float32)" in _labels(d)[2]
+    assert "textbook (float32)" in legend_labels(d)[2]
 
 
 def test_revise_figure_shows_the_sequence_the_outputs_and_the_errors():
@@ -133,7 +127,7 @@ def test_revise_figure_shows_the_sequence_the_outputs_and_the_errors():
         np.testing.assert_array_equal(lines[name].get_ydata(), h[2])
     np.testing.assert_array_equal(lines["target"].get_ydata(), task.target[2])
     assert r"$\beta$ = 10" in ax_h.get_title()
-    assert _labels(ax_e) == list(eg.REVISE_CELLS)
+    assert legend_labels(ax_e) == list(eg.REVISE_CELLS)
     for line, name in zip(ax_e.get_lines(), eg.REVISE_CELLS):
         np.testing.assert_array_equal(line.get_ydata(), comparison["errors"][name])
 
@@ -154,7 +148,7 @@ def test_overflow_figure_marks_where_exp_overflows():
         assert sorted(m.get_xdata()[0] for m in ax.get_lines() if m.get_linestyle() == "--") == [2, 9]
     levels = sorted(line.get_ydata()[0] for line in ax_i.get_lines() if line.get_linestyle() == ":")
     np.testing.assert_allclose(levels, [np.log(65504.0), np.log(np.finfo(np.float32).max)], rtol=1e-6)
-    assert _labels(ax_i) == ["log(max float32)", "log(max float16)"]
+    assert legend_labels(ax_i) == ["log(max float32)", "log(max float16)"]
 
 
 def test_average_weights_figure():
@@ -188,7 +182,7 @@ def test_speed_bars_are_the_times_in_microseconds():
     ax = fs.plot_speed(results)
     heights = [p.get_height() for p in ax.patches]
     np.testing.assert_allclose(heights, [100.0, 200.0, 20.0, 30.0])  # grouped by implementation
-    assert _labels(ax) == ["numpy", "numba"]
+    assert legend_labels(ax) == ["numpy", "numba"]
     assert [t.get_text() for t in ax.get_xticklabels()] == list(results)
 
 
@@ -222,7 +216,7 @@ def test_retrieval_error_figure():
         np.testing.assert_allclose(ax_x.get_lines()[a].get_xdata(), (np.array(Ns) - 1) / d)
     load_line = ax_x.get_lines()[-1]
     np.testing.assert_allclose(load_line.get_ydata(), 1 - 1 / np.sqrt(1 + load_line.get_xdata()))
-    assert _labels(ax_n) == ["d = 4", "d = 16"]
+    assert legend_labels(ax_n) == ["d = 4", "d = 16"]
 
 
 def test_memory_figure_shows_C_and_the_error_per_pair():
@@ -276,7 +270,7 @@ def test_pitfall_figure():
     np.testing.assert_allclose(diff, [8e-4, 16e-4, 32e-4])
     np.testing.assert_allclose(spacing, [8e-7, 16e-7, 32e-7])
     np.testing.assert_allclose(_ydata(fig.axes[1])[1], [24e-4, 48e-4, 96e-4])
-    assert _labels(fig.axes[1]) == names
+    assert legend_labels(fig.axes[1]) == names
 
 
 def test_scaling_figure_draws_the_sweeps_and_the_fits():
@@ -285,13 +279,13 @@ def test_scaling_figure_draws_the_sweeps_and_the_fits():
     memory = {"parallel": {"S": [8, 16], "MiB": [1.0, 4.0]}}
     fig = fpf.plot_scaling(times, memory, time_min_S=16)
     ax_t, ax_m = fig.axes
-    assert _labels(ax_t) == ["parallel  (slope 2.00)", "chunkwise  (slope 1.00)"]
+    assert legend_labels(ax_t) == ["parallel  (slope 2.00)", "chunkwise  (slope 1.00)"]
     measured, fit, measured_c, fit_c = ax_t.get_lines()
     np.testing.assert_array_equal(measured.get_ydata(), [1.0, 4.0, 16.0])
     np.testing.assert_array_equal(fit.get_xdata(), [16, 32])  # fitted on S >= 16 only
     np.testing.assert_allclose(fit.get_ydata(), [4.0, 16.0])
     np.testing.assert_allclose(fit_c.get_ydata(), [5.0, 10.0])
-    assert _labels(ax_m) == ["parallel  (slope 2.00)"]
+    assert legend_labels(ax_m) == ["parallel  (slope 2.00)"]
 
 
 # --- chapter 07: blocks -------------------------------------------------------------------------------
@@ -427,7 +421,7 @@ def test_parameter_count_bars_are_the_counts():
     m_counts = list(per_block["mlstm"].values())
     np.testing.assert_allclose([p.get_x() for p in ax1.patches[:len(m_counts)]],
                                np.cumsum([0] + m_counts[:-1]) / 1e6)
-    assert _labels(ax1)[0] == "m: " + next(iter(per_block["mlstm"]))
+    assert legend_labels(ax1)[0] == "m: " + next(iter(per_block["mlstm"]))
     heights = np.array([p.get_height() for p in ax2.patches]).reshape(3, 2)  # kind x stack
     for j, c in enumerate(stacks.values()):
         np.testing.assert_allclose(heights[:, j], [sum(c[k].values()) / 1e6 for k in ("mlstm", "slstm",
@@ -446,7 +440,7 @@ def test_parameter_scaling_lines_are_the_counts():
     np.testing.assert_array_equal(y1[1], counted["mlstm"])
     np.testing.assert_allclose(_ydata(ax2)[1], np.array(counted["mlstm"]) / np.array(widths) ** 2)
     assert _ydata(ax2)[2].tolist() == [6.0, 6.0]  # the leading term
-    assert "mLSTM block: leading term 6.00 $E^2$" in _labels(ax2)
+    assert "mLSTM block: leading term 6.00 $E^2$" in legend_labels(ax2)
 
 
 # --- chapter 08: a language model ---------------------------------------------------------------------
@@ -464,7 +458,7 @@ def test_loss_curves_draw_the_histories():
     np.testing.assert_array_equal(a.get_ydata(), [4.3, 2.9, 2.2])
     np.testing.assert_array_equal(b.get_ydata(), [4.3, 2.9])
     assert uniform.get_ydata()[0] == pytest.approx(5.0)  # log2 32
-    assert _labels(ax) == ["a", "b", "uniform over 32"]
+    assert legend_labels(ax) == ["a", "b", "uniform over 32"]
     ax_nats = flm.plot_loss_curves(results, bits=False)
     np.testing.assert_array_equal(ax_nats.get_lines()[0].get_ydata(), [3.0, 2.0, 1.5])
 
@@ -491,4 +485,4 @@ def test_generation_cost_lines():
     np.testing.assert_allclose(_ydata(ax_m)[1], [1.0, 10.0])  # KiB
     np.testing.assert_array_equal(ax_m.get_lines()[0].get_xdata(), [1, 10])
     assert ax_t.get_xscale() == ax_t.get_yscale() == "log"
-    assert _labels(ax_m) == ["a", "b"] and fig._suptitle.get_text() == "cost"
+    assert legend_labels(ax_m) == ["a", "b"] and fig._suptitle.get_text() == "cost"

@@ -6,21 +6,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from conftest import legend_labels  # noqa: E402
 
 from xlstm_edu.figures import recall as fr  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
-def _labels(ax):
-    return [t.get_text() for t in ax.get_legend().get_texts()]
+pytestmark = pytest.mark.usefixtures("close_figures")
 
 
 _HISTORY = [{"step": 0, "accuracy": 0.02, "val_loss": 4.2},
@@ -37,7 +29,7 @@ def test_accuracy_lines_are_the_curves():
     np.testing.assert_array_equal(b.get_xdata(), [4, 8])
     np.testing.assert_array_equal(b.get_ydata(), [0.1, 0.05])
     assert chance.get_ydata()[0] == pytest.approx(1 / 64)
-    assert _labels(ax) == ["a", "b", "chance (0.0156)"]
+    assert legend_labels(ax) == ["a", "b", "chance (0.0156)"]
     assert ax.get_xscale() == "log" and list(ax.get_xticks()) == [4, 8, 16]
     assert ax.get_xlabel() == "pairs" and ax.get_title() == "t"
     assert ax.get_ylim()[0] < 0 < 1 < ax.get_ylim()[1]
@@ -52,7 +44,7 @@ def test_accuracy_baselines_are_dashed_without_markers():
     np.testing.assert_array_equal(base.get_ydata(), [0.25, 0.125, 0.0625])
     assert base.get_linestyle() == "--" and base.get_marker() in ("None", None, "")
     assert a.get_marker() == "o"
-    assert _labels(ax) == ["a", "1/N"] and list(ax.get_xticks()) == [4, 8, 16]
+    assert legend_labels(ax) == ["a", "1/N"] and list(ax.get_xticks()) == [4, 8, 16]
 
 
 def test_accuracy_refuses_mismatched_lengths():
@@ -71,8 +63,8 @@ def test_capacity_panels_share_y():
     np.testing.assert_array_equal(ax_p.get_lines()[1].get_ydata(), [1.0, 0.99])
     np.testing.assert_array_equal(ax_d.get_lines()[0].get_xdata(), [20, 40, 80])
     np.testing.assert_array_equal(ax_d.get_lines()[0].get_ydata(), [0.3, 0.6, 0.9])
-    assert _labels(ax_p) == ["LSTM", "xLSTM[1:0]", "1/N", "chance (0.5)"]
-    assert _labels(ax_d) == ["8 pairs", "chance (0.5)"]
+    assert legend_labels(ax_p) == ["LSTM", "xLSTM[1:0]", "1/N", "chance (0.5)"]
+    assert legend_labels(ax_d) == ["8 pairs", "chance (0.5)"]
     assert ax_p.get_ylim() == ax_d.get_ylim()
 
 
@@ -85,7 +77,7 @@ def test_training_curves_draw_the_records():
     np.testing.assert_array_equal(b.get_ydata(), [4.2, 2.0])
     assert chance.get_ydata()[0] == pytest.approx(np.log(64))
     assert ax.get_ylabel() == "loss on the answers (nats)"
-    assert _labels(ax)[:2] == ["a", "b"]
+    assert legend_labels(ax)[:2] == ["a", "b"]
 
 
 def test_training_figure_has_one_panel_per_key():
@@ -107,4 +99,4 @@ def test_state_size_in_kib():
     np.testing.assert_allclose(x.get_ydata(), [2.0, 2.0])
     np.testing.assert_allclose(t.get_ydata(), [1.0, 4.0])
     assert ax.get_xscale() == ax.get_yscale() == "log" and list(ax.get_xticks()) == [16, 64]
-    assert _labels(ax) == ["xLSTM", "Transformer"] and ax.get_title() == "s"
+    assert legend_labels(ax) == ["xLSTM", "Transformer"] and ax.get_title() == "s"

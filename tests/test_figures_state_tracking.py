@@ -7,21 +7,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from conftest import legend_labels  # noqa: E402
 
 from xlstm_edu.figures import state_tracking as fst  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
-def _legend(ax):
-    return [t.get_text() for t in ax.get_legend().get_texts()]
+pytestmark = pytest.mark.usefixtures("close_figures")
 
 
 def _curves():
@@ -47,7 +39,7 @@ def test_accuracy_by_length_draws_the_curves_the_training_range_and_chance():
     ys = band.get_paths()[0].vertices[:, 1]
     assert ys.min() == pytest.approx(0.8) and ys.max() == pytest.approx(0.95)  # model B's band
     assert len(ax.collections) == 1  # model A has no band
-    assert _legend(ax) == ["training lengths (up to 4)", "model A", "model B", "chance (0.20)"]
+    assert legend_labels(ax) == ["training lengths (up to 4)", "model A", "model B", "chance (0.20)"]
 
 
 def test_accuracy_grid_has_a_panel_per_task_and_one_legend():
@@ -84,7 +76,7 @@ def test_state_trace_draws_the_values_coloured_by_the_label():
     zero, one = ax_h.collections
     np.testing.assert_array_equal(zero.get_offsets(), np.c_[t, values][labels == 0])
     np.testing.assert_array_equal(one.get_offsets(), np.c_[t, values][labels == 1])
-    assert _legend(ax_h) == ["parity 0", "parity 1", "threshold 0.10"]
+    assert legend_labels(ax_h) == ["parity 0", "parity 1", "threshold 0.10"]
     assert ax_h.get_ylabel() == "unit 3"
 
 
