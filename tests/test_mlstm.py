@@ -196,8 +196,8 @@ def test_the_empty_state_with_m_minus_inf_is_accepted(form, backend):
     B, NH, _, DHQK = args[0].shape
     DHV = args[2].shape[-1]
     f64 = torch.float64
-    empty = (torch.zeros(B, NH, DHQK, DHV, dtype=f64), torch.zeros(B, NH, DHQK, dtype=f64),
-             torch.full((B, NH), -torch.inf, dtype=f64))
+    empty = mlstm.zero_state(B, NH, DHQK, DHV, args[0], empty=True)
+    assert all(t.dtype == f64 for t in empty) and bool((empty[2] == -torch.inf).all())
     if backend == "numpy":
         args, empty = to_numpy(args), to_numpy(empty)
     kw = dict(chunk_size=5) if form == "chunkwise" else {}
@@ -209,3 +209,19 @@ def test_the_empty_state_with_m_minus_inf_is_accepted(form, backend):
     bad = (*empty[:2], plus_inf)
     with pytest.raises(ValueError, match=r"m_state contains NaN or \+inf"):
         getattr(mlstm, form)(*args, initial_state=bad, **kw)
+
+
+@pytest.mark.parametrize("form", ["recurrent", "chunkwise"])
+def test_initial_stabilizer_cancels_in_exact_arithmetic(form):
+    """m_0 = 0 (zero_state, the kernels' default) and m_0 = -inf (the empty state) give the same h
+    with eps = 0; with eps outside the max they differ by a relative ~eps * exp(m) (large input gates)."""
+    args = mlstm_inputs(S=23, regime="hard")
+    B, NH, _, DHQK = args[0].shape
+    states = [mlstm.zero_state(B, NH, DHQK, args[2].shape[-1], args[0], empty=e) for e in (False, True)]
+    assert bool((states[0][2] == 0).all()) and bool((states[1][2] == -torch.inf).all())
+    kw = dict(chunk_size=6) if form == "chunkwise" else {}
+    run = getattr(mlstm, form)
+    h0, h_empty = (run(*args, initial_state=st, eps=0.0, **kw) for st in states)
+    assert rel_err(h0, h_empty) < 1e-12
+    d_eps = rel_err(*(run(*args, initial_state=st, eps=1e-6, **kw) for st in states))
+    assert 1e-12 < d_eps < 1e-6

@@ -23,7 +23,6 @@ instead, which changes outputs by a relative ``eps * exp(m)`` at most; see the n
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
@@ -129,14 +128,10 @@ class mLSTMBlock(nn.Module):
         nn.init.ones_(self.learnable_skip)
 
     def zero_state(self, batch_size: int, like: torch.Tensor) -> mLSTMBlockState:
-        """The empty state (dtype/device of ``like``): zeros and ``m = -inf``."""
+        """The empty state (dtype/device of ``like``): zeros and ``m = -inf`` (``mlstm.zero_state``)."""
         B, NH, DH = batch_size, self.num_heads, self.head_dim
-        return mLSTMBlockState(
-            conv=self.conv1d.zero_state(B, like),
-            c=like.new_zeros(B, NH, DH, DH),
-            n=like.new_zeros(B, NH, DH),
-            m=like.new_full((B, NH), -math.inf),
-        )
+        c, n, m = mlstm.zero_state(B, NH, DH, DH, like, empty=True)
+        return mLSTMBlockState(conv=self.conv1d.zero_state(B, like), c=c, n=n, m=m)
 
     # --- the shared parts of forward and step ------------------------------------------------------
 

@@ -40,8 +40,8 @@ def step(c_state, n_state, m_state, q, k, v, igate_preact, fgate_preact, *, eps=
     """One recurrent step: q, k ``(B, NH, DHQK)``, v ``(B, NH, DHV)``, gates ``(B, NH)``.
 
     Returns ``h (B, NH, DHV), (c_state, n_state, m_state)``; torch or numpy like the inputs. The
-    state comes from :func:`zero_state` (or a form's ``return_state``); ``m_state = -inf`` is the
-    empty state the blocks use.
+    state comes from :func:`zero_state` (or a form's ``return_state``); ``zero_state(..., empty=True)``
+    (``m_state = -inf``) is the empty state the blocks use.
     """
     validate_step(c_state, n_state, m_state, q, k, v, igate_preact, fgate_preact)
     if isinstance(q, torch.Tensor):

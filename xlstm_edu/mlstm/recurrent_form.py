@@ -33,14 +33,22 @@ from ..gating import (
 from ._validate import validate_qkv_gates
 
 
-def zero_state(B, NH, DHQK, DHV, like):
-    """The zero state ``(c_state, n_state, m_state)`` with the dtype/device of ``like``."""
+def zero_state(B, NH, DHQK, DHV, like, *, empty=False):
+    """The initial state ``(c_state, n_state, m_state)`` with the dtype/device of ``like``.
+
+    ``c = 0``, ``n = 0`` and ``m = 0``, the official ``mlstm_kernels``' default for the recurrent and
+    chunkwise forms (so the forms match them bit for bit). ``empty=True`` gives ``m = -inf`` instead:
+    the empty state (no write yet), which the parallel form implies and the blocks start from. The two
+    give the same ``h`` in exact arithmetic (``m`` cancels) and differ by a relative ``eps * exp(m)``
+    with ``eps`` outside the max; the notation page, section "Initial stabilizer", explains it.
+    """
+    m_0 = -math.inf if empty else 0.0
     if isinstance(like, torch.Tensor):
         kw = dict(dtype=like.dtype, device=like.device)
         return (torch.zeros(B, NH, DHQK, DHV, **kw), torch.zeros(B, NH, DHQK, **kw),
-                torch.zeros(B, NH, **kw))
+                torch.full((B, NH), m_0, **kw))
     return (np.zeros((B, NH, DHQK, DHV), like.dtype), np.zeros((B, NH, DHQK), like.dtype),
-            np.zeros((B, NH), like.dtype))
+            np.full((B, NH), m_0, like.dtype))
 
 
 def step_numpy(c_state, n_state, m_state, q, k, v, igate_preact, fgate_preact, eps=1e-6):
