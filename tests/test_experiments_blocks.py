@@ -120,8 +120,8 @@ def test_trace_shapes_of_a_stack_and_format():
 
 
 def test_eval_shape():
-    dims = dict(B=2, S=12, E=64, D=128, NH=4)
-    assert xb.eval_shape("(B, S, 2D)", dims) == (2, 12, 256)
+    dims = dict(B=2, S=12, E=64, U=128, NH=4)
+    assert xb.eval_shape("(B, S, 2U)", dims) == (2, 12, 256)
     assert xb.eval_shape("(B, 3*NH, 5)", dims) == (2, 12, 5)
     with pytest.raises(ValueError, match="unknown dimension"):
         xb.eval_shape("(B, Q)", dims)
@@ -145,8 +145,8 @@ def test_diagram_labels_agree_with_the_trace(kind):
 
 def test_diagram_catches_a_wrong_label(monkeypatch):
     d = xb.DIAGRAMS["mlstm"]
-    rows = tuple(tuple(b._replace(shape="(B, S, D)") if b.key == "up" else b for b in row)
-                 for row in d.rows)  # the up-projection is 2D wide
+    rows = tuple(tuple(b._replace(shape="(B, S, U)") if b.key == "up" else b for b in row)
+                 for row in d.rows)  # the up-projection is 2U wide
     monkeypatch.setitem(xb.DIAGRAMS, "mlstm", d._replace(rows=rows))
     with pytest.raises(ValueError, match="box 'up'"):
         xb.diagram_shapes("mlstm", xb.make_block("mlstm", E, NH), _x())
@@ -233,8 +233,8 @@ def test_state_has_constant_size():
     _, st_long = block(_x(S=40), return_state=True)
     rows = state_tensors(st_short)
     assert [r[0] for r in rows] == ["state.conv", "state.c", "state.n", "state.m"]
-    D, DH, B = block.inner_dim, block.head_dim, 2
-    expected = 8 * (B * 3 * D + B * NH * DH * DH + B * NH * DH + B * NH)
+    U, DH, B = block.inner_dim, block.head_dim, 2
+    expected = 8 * (B * 3 * U + B * NH * DH * DH + B * NH * DH + B * NH)
     assert state_nbytes(st_short) == state_nbytes(st_long) == expected
     assert [r[1] for r in rows] == [r[1] for r in state_tensors(st_long)]
 

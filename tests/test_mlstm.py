@@ -214,7 +214,7 @@ def test_the_empty_state_with_m_minus_inf_is_accepted(form, backend):
 @pytest.mark.parametrize("form", ["recurrent", "chunkwise"])
 def test_initial_stabilizer_cancels_in_exact_arithmetic(form):
     """m_0 = 0 (zero_state, the kernels' default) and m_0 = -inf (the empty state) give the same h
-    with eps = 0; with eps outside the max they differ by a relative ~eps * exp(m) (large input gates)."""
+    with eps = 0; with eps outside the max they differ by a relative ~eps * exp(m)."""
     args = mlstm_inputs(S=23, regime="hard")
     B, NH, _, DHQK = args[0].shape
     states = [mlstm.zero_state(B, NH, DHQK, args[2].shape[-1], args[0], empty=e) for e in (False, True)]

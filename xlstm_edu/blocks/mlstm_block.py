@@ -3,7 +3,7 @@
 ::
 
     x_norm = LayerNorm(x)
-    a, b   = split(proj_up(x_norm))                          # two branches of width D = PF * E
+    a, b   = split(proj_up(x_norm))                          # two branches of width U = PF * E
     a_conv = swish(conv1d(a))                                # causal, kernel 4, per feature
     q, k   = headwise(a_conv);   v = headwise(a)             # v skips the convolution
     i~, f~ = Linear([q, k, v])                               # one input/forget gate per head
@@ -49,7 +49,7 @@ MLSTM_BACKENDS = ("chunkwise", "parallel", "recurrent")
 class mLSTMBlockState(NamedTuple):
     """Recurrent state of one mLSTM block (constant size in the sequence length)."""
 
-    conv: torch.Tensor  # (B, K - 1, D): the last K - 1 inputs of the convolution
+    conv: torch.Tensor  # (B, K - 1, U): the last K - 1 inputs of the convolution
     c: torch.Tensor  # (B, NH, DH, DH): matrix memory C = sum k v^T (stabilized)
     n: torch.Tensor  # (B, NH, DH): normalizer n = sum k (stabilized)
     m: torch.Tensor  # (B, NH): stabilizer; -inf before the first step
@@ -60,9 +60,9 @@ class mLSTMBlock(nn.Module):
 
     Args:
         embedding_dim: E, the width of the residual stream.
-        inner_dim: D, the width of the up-projected branches (the official code rounds
+        inner_dim: U, the width of the up-projected branches (the official code rounds
             ``proj_factor * E`` up to a multiple of 64; see :func:`components.proj_up_dim`).
-        num_heads: NH, mLSTM heads; ``DH = D / NH`` for q, k and v.
+        num_heads: NH, mLSTM heads; ``DH = U / NH`` for q, k and v.
         qkv_proj_blocksize: block size of the block-diagonal q, k, v projections (official default 4).
         conv1d_kernel_size: K, taps of the causal convolution.
         bias: biases in ``proj_up``, the q/k/v projections and ``proj_down``.
@@ -136,14 +136,14 @@ class mLSTMBlock(nn.Module):
     # --- the shared parts of forward and step ------------------------------------------------------
 
     def _qkv_gates(self, a: torch.Tensor, a_conv: torch.Tensor):
-        """q, k, v ``(..., D)`` and gate pre-activations ``(..., NH)`` from the two branch inputs."""
+        """q, k, v ``(..., U)`` and gate pre-activations ``(..., NH)`` from the two branch inputs."""
         q, k, v = self.q_proj(a_conv), self.k_proj(a_conv), self.v_proj(a)
-        qkv = torch.cat([q, k, v], dim=-1)  # (..., 3D)
+        qkv = torch.cat([q, k, v], dim=-1)  # (..., 3U)
         return q, k, v, self.igate(qkv), self.fgate(qkv)
 
     def _output(self, x, h, a_conv, b):
-        """Residual output from the cell output h ``(..., NH, DH)`` and the branches ``(..., D)``."""
-        h = self.outnorm(h).flatten(-2)  # (..., NH, DH) -> (..., D)
+        """Residual output from the cell output h ``(..., NH, DH)`` and the branches ``(..., U)``."""
+        h = self.outnorm(h).flatten(-2)  # (..., NH, DH) -> (..., U)
         h = (h + self.learnable_skip * a_conv) * F.silu(b)
         return x + self.dropout(self.proj_down(h))
 
@@ -155,7 +155,7 @@ class mLSTMBlock(nn.Module):
         if state is not None:
             check_block_state(self, state, B, x)
         NH, DH = self.num_heads, self.head_dim
-        a, b = self.proj_up(self.norm(x)).split(self.inner_dim, dim=-1)  # (B, S, D) each
+        a, b = self.proj_up(self.norm(x)).split(self.inner_dim, dim=-1)  # (B, S, U) each
         a_conv, conv_state = self.conv1d(a, None if state is None else state.conv)
         a_conv = F.silu(a_conv)
         q, k, v, i_pre, f_pre = self._qkv_gates(a, a_conv)
@@ -186,7 +186,7 @@ class mLSTMBlock(nn.Module):
         if state is None:
             state = self.zero_state(B, x_t)
         check_block_state(self, state, B, x_t)
-        a, b = self.proj_up(self.norm(x_t)).split(self.inner_dim, dim=-1)  # (B, D) each
+        a, b = self.proj_up(self.norm(x_t)).split(self.inner_dim, dim=-1)  # (B, U) each
         a_conv, conv_state = self.conv1d.step(a, state.conv)
         a_conv = F.silu(a_conv)
         q, k, v, i_pre, f_pre = self._qkv_gates(a, a_conv)

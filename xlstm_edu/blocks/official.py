@@ -2,7 +2,7 @@
 
 Our blocks compute what the official blocks compute, with a flatter module tree (no layer / cell
 nesting) and a few parameters stored in another layout. Name mapping, official -> ours, for block
-``i`` (``(shape)`` where the layout changes; E model width, D mLSTM inner width, K conv taps,
+``i`` (``(shape)`` where the layout changes; E model width, U mLSTM inner width, K conv taps,
 NH/DH sLSTM heads and head size)::
 
     # every block

@@ -99,9 +99,9 @@ class xLSTMStackConfig:
         if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.num_mlstm_blocks:
-            D = self.mlstm_inner_dim
-            if D % self.mlstm_num_heads or D % self.qkv_proj_blocksize:
-                raise ValueError(f"the mLSTM inner dim {D} must be a multiple of mlstm_num_heads "
+            U = self.mlstm_inner_dim
+            if U % self.mlstm_num_heads or U % self.qkv_proj_blocksize:
+                raise ValueError(f"the mLSTM inner dim {U} must be a multiple of mlstm_num_heads "
                                  f"({self.mlstm_num_heads}) and of qkv_proj_blocksize "
                                  f"({self.qkv_proj_blocksize})")
         if self.slstm_at:
@@ -122,7 +122,7 @@ class xLSTMStackConfig:
 
     @property
     def mlstm_inner_dim(self) -> int:
-        """Width D of the mLSTM block's up-projected branches."""
+        """Width U of the mLSTM block's up-projected branches."""
         return proj_up_dim(self.embedding_dim, self.mlstm_proj_factor, self.round_proj_up_to_multiple_of)
 
     @property

@@ -212,11 +212,11 @@ def format_trace(rows, width: int = 34) -> str:
 
 def block_dims(block: nn.Module, x: torch.Tensor) -> dict[str, int]:
     """The symbols of the chapter's shape labels for ``block`` and an input ``x (B, S, E)``:
-    ``B, S, E, NH, DH, K`` and ``D`` (mLSTM inner width) or ``F`` (sLSTM feed-forward width)."""
+    ``B, S, E, NH, DH, K`` and ``U`` (mLSTM inner width) or ``F`` (sLSTM feed-forward width)."""
     B, S, E = x.shape
     dims = dict(B=B, S=S, E=E, NH=block.num_heads, DH=block.head_dim, K=block.conv1d.kernel_size)
     if isinstance(block, mLSTMBlock):
-        dims["D"] = block.inner_dim
+        dims["U"] = block.inner_dim
     elif isinstance(block, sLSTMBlock):
         dims["F"] = block.ffn.inner_dim
     else:
@@ -225,7 +225,7 @@ def block_dims(block: nn.Module, x: torch.Tensor) -> dict[str, int]:
 
 
 def eval_shape(symbolic: str, dims: dict[str, int]) -> tuple[int, ...]:
-    """``"(B, S, 2D)"`` with ``dims`` -> ``(2, 12, 256)``; entries are products like ``2D`` or
+    """``"(B, S, 2U)"`` with ``dims`` -> ``(2, 12, 256)``; entries are products like ``2U`` or
     ``3*NH``."""
     out = []
     for entry in symbolic.strip().strip("()").split(","):
@@ -253,19 +253,19 @@ def mlstm_block_by_hand(block: mLSTMBlock, x: torch.Tensor) -> torch.Tensor:
     if block.training and block.dropout.p > 0:
         raise ValueError("mlstm_block_by_hand leaves out dropout: call block.eval() first")
     B, S, E = x.shape
-    NH, DH, D = block.num_heads, block.head_dim, block.inner_dim
-    a, b = block.proj_up(block.norm(x)).split(D, dim=-1)  # (B, S, D) each
-    a_conv = F.silu(block.conv1d(a)[0])  # (B, S, D): causal conv, then swish
-    q, k, v = block.q_proj(a_conv), block.k_proj(a_conv), block.v_proj(a)  # (B, S, D) each
-    qkv = torch.cat([q, k, v], dim=-1)  # (B, S, 3D)
+    NH, DH, U = block.num_heads, block.head_dim, block.inner_dim
+    a, b = block.proj_up(block.norm(x)).split(U, dim=-1)  # (B, S, U) each
+    a_conv = F.silu(block.conv1d(a)[0])  # (B, S, U): causal conv, then swish
+    q, k, v = block.q_proj(a_conv), block.k_proj(a_conv), block.v_proj(a)  # (B, S, U) each
+    qkv = torch.cat([q, k, v], dim=-1)  # (B, S, 3U)
     i_pre, f_pre = block.igate(qkv), block.fgate(qkv)  # (B, S, NH) each
 
-    def heads(t):  # (B, S, D) -> (B, NH, S, DH)
+    def heads(t):  # (B, S, U) -> (B, NH, S, DH)
         return t.reshape(B, S, NH, DH).transpose(1, 2)
 
     h = mlstm.parallel(heads(q), heads(k), heads(v), i_pre.transpose(1, 2), f_pre.transpose(1, 2),
                        eps=block.eps)  # (B, NH, S, DH)
-    h = block.outnorm(h.transpose(1, 2)).reshape(B, S, D)  # norm per head, heads side by side
+    h = block.outnorm(h.transpose(1, 2)).reshape(B, S, U)  # norm per head, heads side by side
     h = (h + block.learnable_skip * a_conv) * F.silu(b)  # skip, then the output gate swish(b)
     return x + block.proj_down(h)  # (B, S, E)
 
@@ -381,15 +381,15 @@ def block_parameter_formula(kind: str, config: xLSTMStackConfig) -> int:
 
     With ``E`` the width, ``K`` the conv taps, ``NH`` the heads of that block kind:
 
-    * mLSTM (``D`` inner width, ``P`` the q/k/v block size, ``[.]`` only with ``bias``):
-      ``3 D E + D (K + 3 + 3 P + 6 NH) + E + 2 NH  [+ 2D + 3D + E]``;
+    * mLSTM (``U`` inner width, ``P`` the q/k/v block size, ``[.]`` only with ``bias``):
+      ``3 U E + U (K + 3 + 3 P + 6 NH) + E + 2 NH  [+ 2U + 3U + E]``;
     * sLSTM (``F`` feed-forward width): ``3 E F + 8 E^2 / NH + E (K + 8)``.
     """
     E, K = config.embedding_dim, config.conv1d_kernel_size
     if kind == "mlstm":
-        D, NH, P = config.mlstm_inner_dim, config.mlstm_num_heads, config.qkv_proj_blocksize
-        n = 3 * D * E + D * (K + 3 + 3 * P + 6 * NH) + E + 2 * NH
-        return n + (5 * D + E if config.bias else 0)
+        U, NH, P = config.mlstm_inner_dim, config.mlstm_num_heads, config.qkv_proj_blocksize
+        n = 3 * U * E + U * (K + 3 + 3 * P + 6 * NH) + E + 2 * NH
+        return n + (5 * U + E if config.bias else 0)
     if kind == "slstm":
         Fd, NH = config.ff_inner_dim, config.slstm_num_heads
         return 3 * E * Fd + 8 * E * E // NH + E * (K + 8)
@@ -533,12 +533,12 @@ DIAGRAMS = {
         rows=(
             (Box("x", "input $x$", "io", "x", "(B, S, E)"),),
             (Box("norm", "LayerNorm", "norm", "norm", "(B, S, E)"),),
-            (Box("up", "up-projection (PF 2) into $a$, $b$", "linear", "proj_up", "(B, S, 2D)"),),
-            (Box("conv", "causal conv ($K$) + swish", "conv", "conv1d", "(B, S, D)", over=("q", "k"),
+            (Box("up", "up-projection (PF 2) into $a$, $b$", "linear", "proj_up", "(B, S, 2U)"),),
+            (Box("conv", "causal conv ($K$) + swish", "conv", "conv1d", "(B, S, U)", over=("q", "k"),
                  span=True),),
-            (Box("q", "$q$ (block-diag.)", "linear", "q_proj", "(B, S, D)"),
-             Box("k", "$k$ (block-diag.)", "linear", "k_proj", "(B, S, D)"),
-             Box("v", "$v$ (block-diag.)", "linear", "v_proj", "(B, S, D)")),
+            (Box("q", "$q$ (block-diag.)", "linear", "q_proj", "(B, S, U)"),
+             Box("k", "$k$ (block-diag.)", "linear", "k_proj", "(B, S, U)"),
+             Box("v", "$v$ (block-diag.)", "linear", "v_proj", "(B, S, U)")),
             (Box("cell", "mLSTM cell (mlstm.chunkwise_torch)\nNH heads", "cell",
                  "mlstm.chunkwise_torch(...)", "(B, NH, S, DH)", over=("q", "v"), span=True),
              Box("gates", "gates $\\tilde\\imath, \\tilde f$", "linear", "igate", "(B, S, NH)",
