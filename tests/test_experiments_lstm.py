@@ -187,5 +187,128 @@ def test_curve_summary_is_the_geometric_mean_and_band():
 
 
 def test_time_lstm_paths_runs():
-    times = ex.time_lstm_paths(B=2, S=5, D_in=3, H=4, repeat=1)
-    assert list(times) == ["numpy reference loop", "numba", "torch loop", "torch.nn.LSTM"]
+    times = ex.time_lstm_paths(B=2, S=5, D_in=3, H=4, repeat=1, rounds=1)
+    assert list(times) == ["numpy reference loop", "torch loop", "numba", "numba: input projection",
+                           "numba: compiled loop", "numba loop, fastmath", "torch.nn.LSTM, oneDNN off",
+                           "torch.nn.LSTM"]
+    assert all(t > 0 for t in times.values())
+
+
+def test_fastmath_kernel_is_the_same_loop():
+    rng = np.random.default_rng(0)
+    x_proj = rng.standard_normal((2, 6, 4 * H)).astype(np.float32)
+    W_hh = (rng.standard_normal((4 * H, H)) / np.sqrt(H)).astype(np.float32)
+    from xlstm_edu.lstm import _recurrent_numba
+    outs = [k(x_proj, W_hh, np.zeros((2, H), np.float32), np.zeros((2, H), np.float32))
+            for k in (_recurrent_numba, ex._numba_kernel_fastmath())]
+    np.testing.assert_allclose(outs[1], outs[0], rtol=0, atol=1e-5)
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+@pytest.mark.parametrize("forget_bias", [None, 2.0])
+def test_carousel_only_gradient_is_the_closed_form(forget_bias):
+    # With h_{t-1} detached from the gates, the gradient of L = u . h_{S-1} reaches x_t (t < S-1) only
+    # along c: dL/dc_{S-1} = u o_{S-1} (1 - tanh^2 c_{S-1}), dL/dc_{t-1} = dL/dc_t f_t, and
+    # dL/dx_t = W_ih^T [dL/dc_t (g_t i_t (1-i_t), c_{t-1} f_t (1-f_t), i_t (1-g_t^2)), 0 for o].
+    model = ex.make_lstm(D_IN, H, seed=4, forget_bias=forget_bias, carousel_only=True)
+    B_, S_ = 3, 12
+    norms = ex.input_gradient_norms(model, S_, batch_size=B_, seed=5)
+    g = torch.Generator().manual_seed(5)  # the inputs and u that input_gradient_norms draws
+    x = torch.randn(B_, S_, D_IN, generator=g, dtype=torch.float64).numpy()
+    u = torch.randn(H, generator=g, dtype=torch.float64).numpy()
+    u /= np.linalg.norm(u)
+    W_ih, W_hh, b_ih, b_hh = (p.detach().numpy() for p in
+                              (model.weight_ih, model.weight_hh, model.bias_ih, model.bias_hh))
+    h, c = np.zeros((B_, H)), np.zeros((B_, H))
+    acts = []  # per step: i, f, g, o, c_{t-1}, c_t
+    for t in range(S_):
+        pre = x[:, t] @ W_ih.T + b_ih + h @ W_hh.T + b_hh
+        i, f, gg, o = _sigmoid(pre[:, :H]), _sigmoid(pre[:, H:2 * H]), np.tanh(pre[:, 2 * H:3 * H]), \
+            _sigmoid(pre[:, 3 * H:])
+        c_new = f * c + i * gg
+        acts.append((i, f, gg, o, c, c_new))
+        c, h = c_new, o * np.tanh(c_new)
+    i, f, gg, o, c_prev, c_last = acts[-1]
+    delta = u * o * (1 - np.tanh(c_last) ** 2)  # dL/dc_{S-1}, (B, H)
+    expected = np.empty(S_)
+    for t in range(S_ - 1, -1, -1):
+        i, f, gg, o, c_prev, _ = acts[t]
+        d_pre = np.concatenate([delta * gg * i * (1 - i), delta * c_prev * f * (1 - f),
+                                delta * i * (1 - gg ** 2), np.zeros((B_, H))], axis=1)
+        expected[S_ - 1 - t] = np.linalg.norm(d_pre @ W_ih, axis=1).mean()
+        delta = delta * f  # dL/dc_{t-1}
+    # d = 0 also has the output-gate path o_{S-1} -> h_{S-1}; from d = 1 on only the carousel is left
+    np.testing.assert_allclose(norms[1:], expected[1:], rtol=1e-10)
+    assert norms[0] > expected[0]
+
+
+def test_carousel_only_same_forward_and_less_gradient():
+    full = ex.make_lstm(D_IN, H, seed=1)
+    cut = ex.make_lstm(D_IN, H, seed=1, carousel_only=True)
+    assert isinstance(cut, ex.CarouselOnlyLSTM) and not isinstance(full, ex.CarouselOnlyLSTM)
+    x = torch.randn(2, 15, D_IN, dtype=torch.float64)
+    with torch.no_grad():
+        (h_a, (h_la, c_la)), (h_b, (h_lb, c_lb)) = full(x), cut(x)
+    for a, b in [(h_a, h_b), (h_la, h_lb), (c_la, c_lb)]:
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    a = ex.input_gradient_norms(full, S, batch_size=3, seed=2)
+    b = ex.input_gradient_norms(cut, S, batch_size=3, seed=2)
+    np.testing.assert_allclose(a[0], b[0], rtol=0.5)  # the last input acts directly on both
+    assert np.all(np.abs(b[1:] / a[1:] - 1) > 1e-6)  # the h-paths are really cut
+    np.testing.assert_allclose(ex.forget_gate_activations(cut, S, batch_size=3, seed=2),
+                               ex.forget_gate_activations(full, S, batch_size=3, seed=2), rtol=0, atol=0)
+
+
+def test_carousel_prediction_with_constant_forget_gates():
+    # Forget gates that depend on nothing but a per-unit bias: f_{t,j} = phi_j exactly, and the carousel
+    # multiplies unit j's gradient by phi_j per step. The predicted decay then matches the measured one
+    # of the carousel-only LSTM (up to the varying per-step input factors) and exceeds the mean gate.
+    model = ex.make_lstm(D_IN, H, seed=0, carousel_only=True)
+    biases = torch.linspace(-1.0, 1.5, H, dtype=torch.float64)
+    with torch.no_grad():
+        model.weight_ih[H:2 * H] = 0.0
+        model.weight_hh[H:2 * H] = 0.0
+        model.bias_ih[H:2 * H] = biases
+        model.bias_hh[H:2 * H] = 0.0
+    f = ex.forget_gate_activations(model, S, batch_size=16, seed=3)
+    phi = ex.unit_forget_gates(f)
+    np.testing.assert_allclose(phi, torch.sigmoid(biases).numpy(), rtol=1e-12)
+    predicted = ex.decay_per_step(ex.carousel_norm_prediction(phi, S), 5, 30)
+    measured = ex.decay_per_step(ex.input_gradient_norms(model, S, batch_size=16, seed=3), 5, 30)
+    assert predicted == pytest.approx(measured, rel=0.03)
+    assert predicted > phi.mean() + 0.05
+
+
+def test_carousel_norm_prediction():
+    d = np.arange(20)
+    np.testing.assert_allclose(ex.carousel_norm_prediction(np.array([0.7]), 20), 0.7 ** d, rtol=1e-14)
+    two = ex.carousel_norm_prediction(np.array([0.5, 0.8]), 20)
+    np.testing.assert_allclose(two, np.sqrt((0.25 ** d + 0.64 ** d) / 2), rtol=1e-14)
+    assert 0.65 < ex.decay_per_step(two, 5, 20) < 0.8  # dominated by the larger gate, not the mean
+    with pytest.raises(ValueError):
+        ex.carousel_norm_prediction(np.array([0.5, 1.5]), 5)
+    with pytest.raises(ValueError):
+        ex.unit_forget_gates(np.ones((2, 3)))
+
+
+def test_lstm_multiply_adds_match_counted_flops():
+    from xlstm_edu.timing import count_flops
+    B_, S_, D_, H_ = 2, 7, 3, 5
+    torch.manual_seed(0)
+    w = [torch.randn(4 * H_, D_), torch.randn(4 * H_, H_), torch.randn(4 * H_), torch.randn(4 * H_)]
+    x = torch.randn(B_, S_, D_)
+    macs = ex.lstm_multiply_adds(B_, S_, D_, H_)
+    assert macs == {"input projection": B_ * S_ * 4 * H_ * D_, "recurrence": B_ * S_ * 4 * H_ * H_}
+    assert count_flops(lambda: ex.recurrent_torch(x, *w)) == 2 * sum(macs.values())
+
+
+def test_torch_lstm_ops_counts_per_step_work():
+    off = ex.torch_lstm_ops(2, 9, 3, 4, onednn=False)
+    assert off["aten::sigmoid_"] >= 9 or off["aten::sigmoid"] >= 9  # at least one per step
+    on = ex.torch_lstm_ops(2, 9, 3, 4, onednn=True)
+    if torch.backends.mkldnn.is_available():
+        assert on["aten::mkldnn_rnn_layer"] == 1  # the whole sequence in one call
+        assert sum(on.values()) < sum(off.values())

@@ -23,7 +23,7 @@ def plot_gradient_norms(curves: dict[str, np.ndarray], ax=None):
         (line,) = ax.semilogy(d, mean, label=label)
         ax.fill_between(d, low, high, color=line.get_color(), alpha=0.2, lw=0)
     ax.set_xlabel("distance $S-t$ from the last step (steps)")
-    ax.set_ylabel(r"$\|\partial L_S / \partial x_t\|$")
+    ax.set_ylabel(r"$\|\partial \ell_S / \partial x_t\|$")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend()
     return ax
