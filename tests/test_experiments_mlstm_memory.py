@@ -126,3 +126,26 @@ def test_explorer_constructs_and_updates():
     sliders[0].value = 12  # triggers a redraw: must not raise
     box.children[3].value = "random"
     assert plt.get_fignums() == []  # figures are closed after drawing
+
+
+def test_queries_default_to_keys_and_read_is_affine():
+    rng = np.random.default_rng(5)
+    keys = mm.random_unit_vectors((6, 8), rng)
+    values = mm.random_unit_vectors((6, 4), rng)
+    np.testing.assert_array_equal(mm.store_and_retrieve(keys, values, queries=keys),
+                                  mm.store_and_retrieve(keys, values))
+    # The chapter's example: coefficients 1.5 and -0.5 put the read outside the stored values.
+    read = mm.store_and_retrieve(np.eye(2), np.array([[0.2], [0.8]]), queries=np.array([[3.0, -1.0]]),
+                                 fgate_preact=mm.READ_FGATE_PREACT, eps=0.0)
+    assert read.shape == (1, 1)
+    assert abs(read.item() + 0.1) < 1e-12
+    # Several queries, batched: one read per query, the memory unchanged in between.
+    queries = rng.standard_normal((3, 8))
+    batched = mm.store_and_retrieve(keys[None].repeat(2, 0), values[None].repeat(2, 0),
+                                    queries=queries[None].repeat(2, 0))
+    assert batched.shape == (2, 3, 4)
+    for j in range(3):
+        single = mm.store_and_retrieve(keys, values, queries=queries[j:j + 1])[0]
+        np.testing.assert_allclose(batched[0, j], single, rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="queries"):
+        mm.store_and_retrieve(keys, values, queries=queries[:, :5])

@@ -70,3 +70,21 @@ def test_time_recurrent_paths_and_table():
     lines = table.splitlines()
     assert len(lines) == 1 + len(per_step) and "numba kernel" in table
     assert lines[1].count("1.00x") == 2  # the reference against itself, in both columns
+
+
+def test_max_differences_rows_and_table():
+    gates, R = ex.random_inputs(1, 2, 9, 3, seed=3, fgate_bias=1.0)
+    other, _ = ex.random_inputs(1, 2, 4, 3, seed=4)
+    _, state = slstm.recurrent(*other, R, return_state=True)
+    errors = ex.max_differences(gates, R, state, cut=5, with_official=False)
+    assert list(errors) == [
+        "numba - reference, zero state", "torch - reference, zero state",
+        "numba - reference, carried-in state", "torch - reference, carried-in state",
+        "numba: split run - one run", "torch: split run - one run"]
+    for row in errors.values():
+        assert list(row) == ["float64", "float32"]
+        assert row["float64"] < 1e-12 and row["float32"] < 1e-5
+    table = ex.difference_table(errors).splitlines()
+    assert len(table) == 1 + len(errors) and table[0].split()[-2:] == ["float64", "float32"]
+    only64 = ex.max_differences(gates, R, state, cut=5, dtypes=(np.float64,), with_official=False)
+    assert list(next(iter(only64.values()))) == ["float64"]

@@ -7,13 +7,14 @@ Kohonen's correlation matrix memory ``C = sum_j k_j v_j^T``; reading with a key 
 ``v_j + sum_{l != j} (k_j . k_l) v_l``: exact for orthogonal keys, with crosstalk of size about
 ``sqrt(N / d)`` for random unit keys in ``d`` dimensions.
 
-Writes and reads are both ordinary mLSTM steps in one sequence of length ``2 N``:
+Writes and reads are both ordinary mLSTM steps in one sequence (``N`` writes, then the reads):
 
 * write step ``j``: ``k = k_j``, ``v = v_j``, gate pre-activations ``igate_preact[j]`` and
   ``fgate_preact[j]``; its query (zero) and output are ignored;
-* read step ``j``: ``q = sqrt(DHQK) k_j`` (undoes the ``1/sqrt(DHQK)`` the cell applies to q),
-  ``k = v = 0`` (nothing is written) and forget pre-activation :data:`READ_FGATE_PREACT`
-  (``sigmoid(40) = 1`` in floating point: nothing is forgotten). Its output ``h`` is the retrieved value.
+* read step ``j``: ``q = sqrt(DHQK) k_j``, or ``sqrt(DHQK)`` times query ``j`` (undoes the
+  ``1/sqrt(DHQK)`` the cell applies to q), ``k = v = 0`` (nothing is written) and forget
+  pre-activation :data:`READ_FGATE_PREACT` (``sigmoid(40) = 1`` in floating point: nothing is
+  forgotten). Its output ``h`` is the retrieved value.
 
 So the memory under test is the package cell itself, not a re-implementation.
 
@@ -58,13 +59,17 @@ def _per_pair(x, batch, N, dtype):
     return np.broadcast_to(np.asarray(x, dtype=dtype), (batch, N)).copy()
 
 
-def store_and_retrieve(keys, values, *, igate_preact=0.0, fgate_preact=STORE_FGATE_PREACT, eps=1e-6,
-                       return_state=False):
-    """Write the pairs ``(keys[j], values[j])`` into an mLSTM memory, then query it with every key.
+def store_and_retrieve(keys, values, *, queries=None, igate_preact=0.0, fgate_preact=STORE_FGATE_PREACT,
+                       eps=1e-6, return_state=False):
+    """Write the pairs ``(keys[j], values[j])`` into an mLSTM memory, then query it with every key
+    (or with ``queries``).
 
     Args:
         keys: ``(N, DHQK)`` or ``(B, N, DHQK)`` (``B`` independent memories, e.g. trials).
         values: ``(N, DHV)`` or ``(B, N, DHV)``.
+        queries: ``(M, DHQK)`` or ``(B, M, DHQK)``, read one after another after all writes, each as
+            the cell sees it (``q^T k`` with the stored keys, the ``1/sqrt(DHQK)`` undone); default:
+            the keys (``M = N``).
         igate_preact: input-gate pre-activation of each write, scalar or ``(N,)`` or ``(B, N)``;
             0 means input gate ``exp(0) = 1``.
         fgate_preact: forget-gate pre-activation of each write (scalar, ``(N,)`` or ``(B, N)``);
@@ -74,32 +79,35 @@ def store_and_retrieve(keys, values, *, igate_preact=0.0, fgate_preact=STORE_FGA
             m_state (B,))`` after the reads (equal to the state after the writes).
 
     Returns:
-        ``retrieved`` shaped like ``values``: ``retrieved[..., j, :]`` is the cell's output ``h`` when
-        queried with ``keys[..., j, :]`` after all ``N`` writes. With ``return_state``:
-        ``(retrieved, state)``.
+        ``retrieved (..., M, DHV)`` (shaped like ``values`` for the default queries):
+        ``retrieved[..., j, :]`` is the cell's output ``h`` when queried with ``queries[..., j, :]``
+        after all ``N`` writes. With ``return_state``: ``(retrieved, state)``.
     """
     keys = np.asarray(keys)
     values = np.asarray(values)
+    queries = keys if queries is None else np.asarray(queries)
     single = keys.ndim == 2
     if single:
-        keys, values = keys[None], values[None]
+        keys, values, queries = keys[None], values[None], queries[None]
     if keys.ndim != 3 or values.ndim != 3 or keys.shape[:2] != values.shape[:2]:
         raise ValueError("keys (B, N, DHQK) and values (B, N, DHV) must agree in B and N, "
                          f"got {keys.shape} and {values.shape}")
-    dtype = np.result_type(keys.dtype, values.dtype, np.float32)
+    if queries.ndim != 3 or queries.shape[0] != keys.shape[0] or queries.shape[2] != keys.shape[2]:
+        raise ValueError(f"queries must be (B, M, DHQK) like keys {keys.shape}, got {queries.shape}")
+    dtype = np.result_type(keys.dtype, values.dtype, queries.dtype, np.float32)
     B, N, DHQK = keys.shape
-    DHV = values.shape[-1]
-    # One sequence of 2N steps per memory: N writes, then N reads. NH = 1 head.
-    q = np.zeros((B, 1, 2 * N, DHQK), dtype)
-    k = np.zeros((B, 1, 2 * N, DHQK), dtype)
-    v = np.zeros((B, 1, 2 * N, DHV), dtype)
-    i_pre = np.zeros((B, 1, 2 * N), dtype)
-    f_pre = np.full((B, 1, 2 * N), READ_FGATE_PREACT, dtype)
+    M, DHV = queries.shape[1], values.shape[-1]
+    # One sequence of N + M steps per memory: N writes, then M reads. NH = 1 head.
+    q = np.zeros((B, 1, N + M, DHQK), dtype)
+    k = np.zeros((B, 1, N + M, DHQK), dtype)
+    v = np.zeros((B, 1, N + M, DHV), dtype)
+    i_pre = np.zeros((B, 1, N + M), dtype)
+    f_pre = np.full((B, 1, N + M), READ_FGATE_PREACT, dtype)
     k[:, 0, :N] = keys  # writes: k_j, v_j
     v[:, 0, :N] = values
     i_pre[:, 0, :N] = _per_pair(igate_preact, B, N, dtype)
     f_pre[:, 0, :N] = _per_pair(fgate_preact, B, N, dtype)
-    q[:, 0, N:] = keys * math.sqrt(DHQK)  # reads: q = sqrt(DHQK) k_j, k = v = 0
+    q[:, 0, N:] = queries * math.sqrt(DHQK)  # reads: q = sqrt(DHQK) k_j (or query j), k = v = 0
     h, (c, n, m) = mlstm.recurrent(q, k, v, i_pre, f_pre, return_state=True, eps=eps)
     retrieved = h[:, 0, N:]  # (B, N, DHV)
     state = (c[:, 0], n[:, 0], m[:, 0])

@@ -3,6 +3,8 @@
 * :func:`random_inputs`: random gate pre-activations and block-diagonal recurrent weights;
 * :func:`full_recurrent_matrix`: the ``(NH*DH, 4*NH*DH)`` matrix that the per-head blocks
   ``R[head, d_in, gate, d_out]`` stand for;
+* :func:`max_differences`, :func:`difference_table`: every equivalence check of the chapter (numba and
+  torch against the reference loop, a split run against one run, the official code) as one table;
 * :func:`time_recurrent_paths`, :func:`speed_table`: per-step time of the numpy reference loop,
   the numba kernel and the torch loop;
 * :func:`impulse_response`: a pulse into one unit, with and without memory mixing (``R = 0``), to see
@@ -16,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .. import slstm
+from .. import official, slstm
 from ..timing import median_time
 
 
@@ -49,6 +51,72 @@ def full_recurrent_matrix(R):
     for head in range(NH):
         M[head, :, :, head, :] = R[head]  # (DH, 4, DH): only head_in == head_out is filled
     return M.reshape(NH * DH, 4 * NH * DH)
+
+
+def _to_torch(arrays):
+    return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)
+
+
+def _split_run(gates, R, cut):
+    """``h`` of two runs, steps ``< cut`` and then the rest from the state the first run ends in."""
+    h_1, state = slstm.recurrent(*(g[:, :, :cut] for g in gates), R, return_state=True)
+    h_2 = slstm.recurrent(*(g[:, :, cut:] for g in gates), R, initial_state=state)
+    return np.concatenate([np.asarray(h_1), np.asarray(h_2)], axis=2)
+
+
+def max_differences(gates, R, initial_state, *, cut, dtypes=(np.float64, np.float32),
+                    with_official=None):
+    """Max ``|difference|`` of ``h`` for every equivalence check of ``slstm.recurrent``, per dtype.
+
+    ``gates`` (four ``(B, NH, S, DH)`` arrays), ``R (NH, DH, 4, DH)`` and ``initial_state`` (a
+    carried-in ``(h, c, n, m)``, each ``(B, NH, DH)``) are numpy float64; each dtype of ``dtypes``
+    casts them. Checks:
+
+    * ``numba - reference`` and ``torch - reference`` (numpy arrays into ``recurrent``: the numba kernel;
+      torch tensors: the torch loop) against :func:`xlstm_edu.slstm.recurrent_numpy`, from the zero state
+      and from ``initial_state``;
+    * ``split run - one run`` for numba and torch: steps ``< cut``, then the rest from the final state;
+    * ``official vanilla - numba``: :func:`xlstm_edu.official.vanilla_slstm` (zero state); only when
+      ``with_official`` (default: when the official ``xlstm`` package is installed).
+
+    Returns ``{check: {dtype name: max |difference|}}`` in that order.
+    """
+    if with_official is None:
+        with_official = official.available("xlstm")
+    errors = {}
+
+    def record(check, dtype, a, b):
+        err = float(np.abs(np.asarray(a) - np.asarray(b)).max())
+        errors.setdefault(check, {})[np.dtype(dtype).name] = err
+
+    for dtype in dtypes:
+        g, r = tuple(x.astype(dtype) for x in gates), np.asarray(R).astype(dtype)
+        for label, state in (("zero state", None), ("carried-in state", initial_state)):
+            state = None if state is None else tuple(np.asarray(x).astype(dtype) for x in state)
+            h_ref, _ = slstm.recurrent_numpy(*g, r, state)
+            h_numba = slstm.recurrent(*g, r, initial_state=state)
+            record(f"numba - reference, {label}", dtype, h_numba, h_ref)
+            h_torch = slstm.recurrent(*_to_torch(g), torch.from_numpy(r),
+                                      initial_state=None if state is None else _to_torch(state))
+            record(f"torch - reference, {label}", dtype, h_torch, h_ref)
+        h_numba = slstm.recurrent(*g, r)
+        record("numba: split run - one run", dtype, _split_run(g, r, cut), h_numba)
+        g_t, r_t = _to_torch(g), torch.from_numpy(r)
+        h_torch = slstm.recurrent(*g_t, r_t)
+        record("torch: split run - one run", dtype, _split_run(g_t, r_t, cut), h_torch)
+        if with_official:
+            record("official vanilla - numba", dtype, official.vanilla_slstm(*g, r), h_numba)
+    return errors
+
+
+def difference_table(errors):
+    """A printable table of :func:`max_differences`: one row per check, one column per dtype."""
+    dtypes = list(next(iter(errors.values())))
+    width = max(len(check) for check in errors) + 2
+    lines = [f"{'max |difference| of h':<{width}}" + "".join(f"{dt:>10}" for dt in dtypes)]
+    lines += [f"{check:<{width}}" + "".join(f"{row[dt]:>10.1e}" for dt in dtypes)
+              for check, row in errors.items()]
+    return "\n".join(lines)
 
 
 def time_recurrent_paths(*, B=1, NH=4, DH=64, S=1024, S_loop=256, repeats=5, warmup=1, seed=0,
