@@ -35,8 +35,11 @@ from ..experiments.blocks import (
 from ._style import pyplot
 
 _COLORS = {"io": "#eeeeee", "norm": "#fde7c2", "linear": "#cfe3f7", "conv": "#d9f0d3", "cell": "#f7c9c9",
-           "op": "#ffffff"}
-_CIRCLE_LABELS = ("+", "$\\odot$")
+           "op": "#ffffff",
+           # the gates of the cell diagrams (xlstm_edu.figures.cells), colored by their activation
+           "sigmoid": "#cfe3f7", "tanh": "#d9f0d3", "exp": "#f7c9c9", "state": "#fde7c2"}
+#: Labels drawn as a circle (pointwise operations); the last two only occur in the cell diagrams.
+_CIRCLE_LABELS = ("+", "$\\odot$", "$\\times$", "$\\div$")
 _LINE = "0.25"  # color of the arrows
 _BYPASS = "0.45"  # color of the dashed bypasses
 _LOOP = "tab:red"
@@ -385,6 +388,33 @@ def _check_routes(nodes: dict[str, Node], routes: list[Route], eps: float = 0.02
                     raise ValueError(f"the arrow {rt.src!r} -> {rt.dst!r} crosses the box {n.box.key!r}")
 
 
+def draw_node(ax, key: str, n: Node, fontsize: float, ls: str = "-") -> None:
+    """Draw one placed box (a rounded box colored by its kind, or a circle for ``+``, ``\\odot``,
+    ``\\times``, ``\\div``) with its label (and shape); the artists' gids are ``box:key``,
+    ``label:key``, ``shape:key``. Shared by the block diagrams and the cell diagrams
+    (:mod:`xlstm_edu.figures.cells`); ``ls`` is the border's line style."""
+    from matplotlib.patches import Circle, FancyBboxPatch
+
+    if n.circle:
+        patch = Circle((n.x, n.y), n.w / 2, fc="white", ec="0.25", lw=0.9, zorder=3)
+        ax.add_patch(patch)
+        patch.set_gid(f"box:{key}")
+        ax.text(n.x, n.y, n.label, ha="center", va="center_baseline", fontsize=fontsize + 2,
+                zorder=4, gid=f"label:{key}")
+        return
+    patch = FancyBboxPatch((n.left, n.bottom), n.w, n.h, boxstyle="round,pad=0,rounding_size=0.06",
+                           fc=_COLORS[n.box.kind], ec="0.3", lw=0.8, ls=ls, zorder=3)
+    ax.add_patch(patch)
+    patch.set_gid(f"box:{key}")
+    label_h = text_size(n.label, fontsize)[1]
+    ax.text(n.x, n.top - _PAD_Y - label_h / 2, n.label, ha="center", va="center", fontsize=fontsize,
+            linespacing=1.2, zorder=4, gid=f"label:{key}")
+    if n.shape:
+        shape_h = text_size(n.shape, fontsize - 0.5)[1]
+        ax.text(n.x, n.bottom + _PAD_Y + shape_h / 2, n.shape, ha="center", va="center",
+                fontsize=fontsize - 0.5, color="0.25", linespacing=1.2, zorder=4, gid=f"shape:{key}")
+
+
 def draw_block(kind: str, ax=None, block=None, x=None, fontsize: float = 9.5, note: str | None = None):
     """Draw the ``"slstm"`` or ``"mlstm"`` block as boxes and arrows (data flow bottom to top).
 
@@ -396,7 +426,7 @@ def draw_block(kind: str, ax=None, block=None, x=None, fontsize: float = 9.5, no
     passed in should have that size. ``note``: a line under the diagram (default: how to read it).
     Returns ``ax``.
     """
-    from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
+    from matplotlib.patches import FancyArrowPatch
     from matplotlib.path import Path
 
     if kind not in DIAGRAMS:
@@ -417,24 +447,7 @@ def draw_block(kind: str, ax=None, block=None, x=None, fontsize: float = 9.5, no
     ax.axis("off")
 
     for key, n in lay.nodes.items():
-        if n.circle:
-            patch = Circle((n.x, n.y), _RADIUS, fc="white", ec="0.25", lw=0.9, zorder=3)
-            ax.add_patch(patch)
-            patch.set_gid(f"box:{key}")
-            ax.text(n.x, n.y, n.label, ha="center", va="center_baseline", fontsize=fontsize + 2,
-                    zorder=4, gid=f"label:{key}")
-            continue
-        patch = FancyBboxPatch((n.left, n.bottom), n.w, n.h, boxstyle="round,pad=0,rounding_size=0.06",
-                               fc=_COLORS[n.box.kind], ec="0.3", lw=0.8, zorder=3)
-        ax.add_patch(patch)
-        patch.set_gid(f"box:{key}")
-        label_h = text_size(n.label, fontsize)[1]
-        ax.text(n.x, n.top - _PAD_Y - label_h / 2, n.label, ha="center", va="center", fontsize=fontsize,
-                linespacing=1.2, zorder=4, gid=f"label:{key}")
-        if n.shape:
-            shape_h = text_size(n.shape, fontsize - 0.5)[1]
-            ax.text(n.x, n.bottom + _PAD_Y + shape_h / 2, n.shape, ha="center", va="center",
-                    fontsize=fontsize - 0.5, color="0.25", linespacing=1.2, zorder=4, gid=f"shape:{key}")
+        draw_node(ax, key, n, fontsize)
 
     styles = {"edge": dict(color=_LINE, ls="-"), "bypass": dict(color=_BYPASS, ls="--"),
               "loop": dict(color=_LOOP, ls="-"), "concat": dict(color=_LINE, ls="-"),
@@ -550,5 +563,5 @@ def plot_parameter_scaling(widths, counted: dict[str, list[int]], formula: dict[
     return fig
 
 
-__all__ = ["Label", "Layout", "Node", "Route", "draw_block", "layout", "plot_parameter_counts",
-           "plot_parameter_scaling", "text_size"]
+__all__ = ["Label", "Layout", "Node", "Route", "draw_block", "draw_node", "layout",
+           "plot_parameter_counts", "plot_parameter_scaling", "text_size"]
