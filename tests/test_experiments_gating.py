@@ -76,6 +76,44 @@ def test_exponential_cell_is_shift_invariant():
     np.testing.assert_allclose(h0, h1, atol=1e-12)
 
 
+def test_new_records_leave_out_the_first_item():
+    task = eg.ReviseTask(values=np.zeros((1, 6)), importance=np.array([[0.5, 0.2, 0.9, 0.9, -1.0, 1.5]]),
+                         target=np.zeros((1, 6)), record=np.array([[0, 0, 2, 2, 2, 5]]))
+    np.testing.assert_array_equal(eg.new_records(task), [[False, False, True, False, False, True]])
+
+
+def test_record_report_by_hand():
+    """Records at steps 2 and 4; an item above the threshold but no record at step 3."""
+    a = np.array([[0.0, -1.0, 2.0, 1.5, 3.0, -2.0]])
+    z = np.array([[0.1, 0.2, 0.3, 0.4, 0.5, 0.6]])
+    record = eg.running_argmax(a)
+    task = eg.ReviseTask(z, a, np.take_along_axis(z, record, axis=1), record)
+    th = 1.0
+    out = eg.revise_outputs(task, 1000.0, threshold=th)  # sharp gates: the overwrite cell is exact
+    rep = eg.record_report(task, out, th, index=0)
+    np.testing.assert_array_equal(rep["record_steps"], [2, 4])
+    np.testing.assert_array_equal(rep["overwrite_steps"], [3])
+    np.testing.assert_array_equal(rep["followed_at"][eg.REVISE_CELLS[2]], [True, True])
+    assert rep["followed"][eg.REVISE_CELLS[0]] == 1.0 and rep["followed"][eg.REVISE_CELLS[2]] == 1.0
+    # the overwrite cell's error: steps 0, 1 hold nothing (|0 - 0.1|), step 3 holds 0.4 for 0.3
+    shares = rep["overwrite_error"]
+    assert shares["nothing yet"] == pytest.approx(0.2 / 0.3, abs=1e-9)
+    assert shares["later, less important item"] == pytest.approx(0.1 / 0.3, abs=1e-9)
+    assert shares["rest"] == pytest.approx(0.0, abs=1e-9)
+    assert rep["overwrite_error_index"] == pytest.approx(shares)
+
+
+@pytest.mark.parametrize("spike, fgate_preact", [(20.0, 0.0), (10.0, 1.0), (60.0, 3.0)])
+def test_lock_in_matches_the_formulas(spike, fgate_preact):
+    rep = eg.lock_in(spike, fgate_preact)
+    f = 1.0 / (1.0 + np.exp(-fgate_preact))
+    assert rep["log_f"] == pytest.approx(np.log(f))
+    assert rep["predicted"] == pytest.approx(spike / -np.log(f))
+    assert rep["predicted_dominance"] == pytest.approx((spike + np.log(1 - f)) / -np.log(f))
+    assert abs(rep["stabilizer_steps"] - rep["predicted"]) < 1
+    assert abs(rep["dominance_steps"] - rep["predicted_dominance"]) < 1
+
+
 def test_revise_error_counts_nonfinite():
     assert eg.revise_error(np.array([0.5, np.nan]), np.array([0.0, 0.0])) == pytest.approx(1.25)
 

@@ -5,8 +5,10 @@
   exponential-gated, normalized cell (:func:`exp_gated_cell`, the package's sLSTM with ``R=None``)
   is compared with two sigmoid-gated baselines (:func:`sigmoid_gated_cell`).
 * The overflow of the textbook form (:func:`overflow_report`, :func:`first_nonfinite_step`).
-* The sLSTM as a weighted average (:func:`average_weights`) and per-step traces of the stabilized
-  states (:func:`slstm_trace`, :func:`gate_traces`, used by the chapter's widget).
+  How each cell follows the records (:func:`record_report`).
+* The sLSTM as a weighted average (:func:`average_weights`), the lock-in after one large input gate
+  (:func:`lock_in`), and per-step traces of the stabilized states (:func:`slstm_trace`,
+  :func:`gate_traces`, used by the chapter's widget).
 
 Every sLSTM computation goes through :mod:`xlstm_edu.slstm` and :mod:`xlstm_edu.gating`; only the
 sigmoid baseline (a comparison, not a package cell) is written out here. The figures are in
@@ -98,7 +100,8 @@ def sigmoid_gated_cell(igate_preact, fgate_preact, values, *, normalize=True):
     ``c_t = f_t c_{t-1} + i_t z_t`` with ``f_t = sigmoid(fgate_preact)``, ``z_t = values``, and the
     output ``h_t = c_t / n_t`` (``n_t = f_t n_{t-1} + i_t``; 0 where ``n_t = 0``) if ``normalize``,
     else ``h_t = c_t`` (the LSTM memory read without tanh and output gate). ``fgate_preact =
-    -igate_preact`` gives the coupled gate ``f = 1 - i`` (an "overwrite" cell, as in the GRU).
+    -igate_preact`` gives the coupled gate ``f = 1 - i`` (an "overwrite" cell, as in the GRU and the
+    CIFG variant of the LSTM).
     Arguments broadcast to ``values`` ``(N, S)`` or ``(S,)``; returns ``h`` of that shape.
     """
     values = np.asarray(values, dtype=np.float64)
@@ -167,6 +170,62 @@ def revise_comparison(betas=(0.3, 1, 3, 10, 30, 100, 300, 1000), thresholds=None
                 errors={k: np.asarray(v) for k, v in errors.items()})
 
 
+#: An output *follows* a record if, at the record's step, it is within this of the new target
+#: (values lie in ``(-0.9, 0.9)``: a record moves the target by about 0.6 on average).
+FOLLOW_ATOL = 0.05
+
+
+def new_records(task):
+    """``(N, S)`` bool: True at the steps ``t >= 1`` whose item sets a new importance record, where the
+    target jumps. Step 0 (the first item, a record trivially, with nothing stored to revise) is False."""
+    new = np.zeros(task.record.shape, dtype=bool)
+    new[:, 1:] = np.diff(task.record, axis=1) != 0
+    return new
+
+
+def record_report(task, outputs, threshold, index, atol=FOLLOW_ATOL):
+    """How the cells of :data:`REVISE_CELLS` follow the records of ``task``, over the whole set and on
+    sequence ``index``. ``outputs`` come from :func:`revise_outputs` with this ``threshold``.
+
+    Returns a dict with
+
+    * ``followed``: {cell: fraction of all records (:func:`new_records`) where ``|h - target| < atol``};
+    * ``record_steps`` (the record steps of sequence ``index``) and ``followed_at`` ({cell: bool array,
+      one per record step});
+    * ``overwrite_steps``: the steps of sequence ``index`` where the overwrite cell overwrites although
+      the item is no record (importance above ``threshold``, below the record so far);
+    * ``overwrite_error``, ``overwrite_error_index``: the overwrite cell's error ``sum |h - target|``
+      split into the share at steps where it holds a *later, less important* item (it overwrote at a
+      non-record), where *no item passed its threshold yet* (it holds nothing), and the rest (gates not
+      quite 0 or 1), over the set and on sequence ``index``.
+    """
+    new = new_records(task)
+    follows = {name: np.abs(h - task.target) < atol for name, h in outputs.items()}
+    S = task.importance.shape[1]
+    above = task.importance > threshold
+    last_above = np.maximum.accumulate(np.where(above, np.arange(S), -1), axis=1)
+    record_above = np.maximum.accumulate(task.importance, axis=1) > threshold
+    later_item = record_above & (last_above != task.record)  # overwrote the record by a later item
+    nothing = ~record_above  # no item passed the threshold yet: the overwrite cell holds ~0
+    err = np.abs(outputs[REVISE_CELLS[2]] - task.target)
+
+    def shares(e, later, none):
+        total = e.sum()
+        return {"later, less important item": float(e[later].sum() / total),
+                "nothing yet": float(e[none].sum() / total),
+                "rest": float(e[~later & ~none].sum() / total)}
+
+    steps = np.flatnonzero(new[index])
+    return dict(
+        followed={name: float(f[new].mean()) for name, f in follows.items()},
+        record_steps=steps,
+        followed_at={name: f[index, steps] for name, f in follows.items()},
+        overwrite_steps=np.flatnonzero(above[index] & (task.record[index] != np.arange(S))),
+        overwrite_error=shares(err, later_item, nothing),
+        overwrite_error_index=shares(err[index], later_item[index], nothing[index]),
+    )
+
+
 # --- the normalizer: h is a weighted average -----------------------------------------------------
 
 
@@ -184,6 +243,41 @@ def average_weights(igate_preact, fgate_preact):
     log_d = mlstm.log_decay_matrix(log_f, i_pre)  # (t, s), -inf for s > t
     w = np.exp(log_d - log_d.max(axis=1, keepdims=True))
     return w / w.sum(axis=1, keepdims=True)
+
+
+def lock_in(spike_height, fgate_preact, spike_step=5, S=None):
+    """The lock-in after one large input gate, measured on one sLSTM unit (package code).
+
+    Input-gate pre-activation 0 at every step except ``spike_height`` (``Delta i~``) at ``spike_step``,
+    constant forget pre-activation, cell input ``z = 1`` at the spike and 0 elsewhere, output gate
+    open: then ``h_t`` is the spike's normalized weight ``w[t, spike_step]``. ``S`` defaults to a
+    few steps past the predicted lock-in. Returns a dict with
+
+    * ``log_f`` (``log f``, negative) and ``predicted = spike_height / |log f|``;
+    * ``predicted_dominance = (spike_height + log(1 - f)) / |log f|``: where the spike's weight
+      ``e^(Delta i~ + k log f)`` meets the later items' ``sum_j f^j ~ 1 / (1 - f)``;
+    * ``stabilizer_steps``: steps after the spike where ``m_t`` is still set by it (``m_t > i~_t``),
+      from :func:`slstm_trace` (``slstm.step_numpy``);
+    * ``dominance_steps``: steps after the spike where the spike has most of the weight,
+      ``h_t > 1/2``, from :func:`xlstm_edu.slstm.recurrent`.
+    """
+    log_f = float(log_sigmoid(np.float64(fgate_preact)))
+    predicted = spike_height / -log_f
+    if S is None:
+        S = spike_step + int(np.ceil(predicted)) + 10
+    i_pre = np.zeros(S)
+    i_pre[spike_step] = spike_height
+    f_pre = np.full(S, float(fgate_preact))
+    z_pre = np.zeros(S)
+    z_pre[spike_step] = 20.0  # tanh(20) = 1 in float64
+    o_pre = np.full(S, GATE_OPEN)
+    h = slstm.recurrent(*(g[None, None, :, None] for g in (i_pre, f_pre, z_pre, o_pre)))[0, 0, :, 0]
+    m = slstm_trace(i_pre, f_pre, z_pre, o_pre)["m"]
+    after = slice(spike_step + 1, None)
+    return dict(log_f=log_f, predicted=predicted,
+                predicted_dominance=(spike_height + np.log(-np.expm1(log_f))) / -log_f,
+                stabilizer_steps=int((m[after] > i_pre[after]).sum()),
+                dominance_steps=int((h[after] > 0.5).sum()))
 
 
 # --- overflow of the textbook form ---------------------------------------------------------------

@@ -29,10 +29,11 @@ def plot_average_weights(igate_preact, fgate_preact, weights):
     return fig
 
 
-def plot_revise(task, outputs, comparison, index=0, beta=None):
+def plot_revise(task, outputs, comparison, index=0, beta=None, threshold=None):
     """Three panels: one sequence's importance and record, its target and the cells' outputs, and the
     test error against ``beta`` (from :func:`xlstm_edu.experiments.gating.revise_comparison`).
-    Returns the figure."""
+    With ``threshold`` (the overwrite cell's), the first panel also draws it and marks the items
+    where that cell overwrites although they set no record. Returns the figure."""
     colors = dict(zip(REVISE_CELLS, ("tab:blue", "tab:orange", "tab:green")))
     fig, axes = pyplot().subplots(1, 3, figsize=(15, 4.4))
     S = task.values.shape[1]
@@ -44,6 +45,12 @@ def plot_revise(task, outputs, comparison, index=0, beta=None):
     ax.step(t, a[record], where="post", color="k", lw=1.2, label="most important so far")
     new = np.flatnonzero(np.r_[True, np.diff(record) != 0])
     ax.plot(t[new], a[new], "r*", ms=9, label="new record (revise!)")
+    if threshold is not None:
+        ax.axhline(threshold, color=colors[REVISE_CELLS[2]], ls="--", lw=1,
+                   label=f"overwrite threshold {threshold:g}")
+        wrong = np.flatnonzero((a > threshold) & (record != t))
+        ax.plot(t[wrong], a[wrong], "x", ms=8, mew=2, color=colors[REVISE_CELLS[2]],
+                label="overwritten, no record")
     ax.set(xlabel="step t", ylabel="importance", title="importance of each item")
     ax.legend(fontsize=8)
     ax = axes[1]
