@@ -130,6 +130,13 @@ def test_revise_figure_shows_the_sequence_the_outputs_and_the_errors():
     assert legend_labels(ax_e) == list(eg.REVISE_CELLS)
     for line, name in zip(ax_e.get_lines(), eg.REVISE_CELLS):
         np.testing.assert_array_equal(line.get_ydata(), comparison["errors"][name])
+    # with the overwrite cell's threshold: its line and the items it overwrites at without a record
+    fig = fg.plot_revise(task, outputs, comparison, index=2, beta=10.0, threshold=0.5)
+    *_, level, wrong = fig.axes[0].get_lines()
+    np.testing.assert_array_equal(level.get_ydata(), [0.5, 0.5])
+    a = task.importance[2]
+    expected = np.flatnonzero((a > 0.5) & (task.record[2] != np.arange(a.size)))
+    np.testing.assert_array_equal(wrong.get_xdata(), expected)
 
 
 def test_overflow_figure_marks_where_exp_overflows():
