@@ -18,6 +18,11 @@ Writes and reads are both ordinary mLSTM steps in one sequence (``N`` writes, th
 
 So the memory under test is the package cell itself, not a re-implementation.
 
+:func:`codebook_recall` scores reads the way a trained model's output layer would, against a codebook
+of value vectors (chapter "Associative recall" and the opening chapter "Why xLSTM": with key dimension
+1 the memory is a row of scalar cells sharing their gates, the LSTM's kind of memory);
+:func:`state_numbers` counts one head's state.
+
 :func:`make_pairs` and :func:`explorer_data` compute what the chapter's memory explorer shows
 (:mod:`xlstm_edu.widgets.memory`); the figures are in :mod:`xlstm_edu.figures.mlstm`.
 """
@@ -25,10 +30,12 @@ So the memory under test is the package cell itself, not a re-implementation.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 from .. import mlstm
+from .._checks import check_int
 from ..gating import sigmoid
 
 #: Forget-gate pre-activation of the read steps: ``log sigmoid(40) ~ -4e-18``, so ``f' = exp(.)`` is
@@ -245,3 +252,45 @@ def explorer_data(d=16, n_pairs=8, fgate_preact=3.0, newest_igate_preact=0.0, ke
         forget=forget,
         forgetting_only=1.0 - forget ** age,
     )
+
+
+def codebook_recall(key_dim: int, value_dim: int, Ns: Sequence[int], *, codebook_size: int = 64,
+                    trials: int = 64, seed: int = 0) -> np.ndarray:
+    """Recall accuracy of one mLSTM memory with key dimension ``key_dim``, for each count in ``Ns``.
+
+    For every ``N``: ``trials`` independent memories, each with its own codebook of
+    ``codebook_size`` random unit vectors of length ``value_dim``; ``N`` distinct entries are stored
+    under random unit keys of length ``key_dim`` (input gate 1, forget gate ~1), then read back with
+    their keys. ``key_dim = 1``: the keys are ``+1`` or ``-1``.
+
+    Returns:
+        ``accuracy (len(Ns),)``: the fraction of the ``trials * N`` reads whose closest codebook
+        entry is the stored value (chance: ``1 / codebook_size``).
+    """
+    check_int("key_dim", key_dim, minimum=1)
+    check_int("value_dim", value_dim, minimum=1)
+    check_int("codebook_size", codebook_size, minimum=1)
+    check_int("trials", trials, minimum=1)
+    for n in Ns:
+        check_int("N", n, minimum=1)
+        if n > codebook_size:
+            raise ValueError(f"N = {n} pairs need N distinct values, the codebook has {codebook_size}")
+    rng = np.random.default_rng(seed)
+    accuracy = np.empty(len(Ns))
+    for a, n in enumerate(Ns):
+        codebook = random_unit_vectors((trials, codebook_size, value_dim), rng)
+        keys = random_unit_vectors((trials, n, key_dim), rng)  # (trials, N, key_dim)
+        which = rng.random((trials, codebook_size)).argsort(axis=1)[:, :n]  # (trials, N) distinct
+        values = np.take_along_axis(codebook, which[..., None], axis=1)  # (trials, N, value_dim)
+        h = store_and_retrieve(keys, values)  # (trials, N, value_dim): the cell's reads
+        guess = np.einsum("tnd,tvd->tnv", h, codebook).argmax(-1)  # (trials, N): closest entry
+        accuracy[a] = float((guess == which).mean())
+    return accuracy
+
+
+def state_numbers(key_dim: int, value_dim: int) -> int:
+    """Numbers in the state of one mLSTM head: ``C`` (``key_dim x value_dim``), ``n`` (``key_dim``)
+    and the stabilizer ``m`` (1)."""
+    check_int("key_dim", key_dim, minimum=1)
+    check_int("value_dim", value_dim, minimum=1)
+    return key_dim * value_dim + key_dim + 1
