@@ -1,4 +1,4 @@
-"""codebook_recall (the opening chapter's teaser and chapter 10): scalar cells against a matrix memory."""
+"""codebook_recall (the opening chapter and chapter 10): scalar cells against a matrix memory."""
 
 import numpy as np
 import pytest
