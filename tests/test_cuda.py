@@ -1,4 +1,5 @@
-"""The torch forms run unchanged on a CUDA device (each test skips without one)."""
+"""The torch forms run unchanged on a CUDA device, and the GPU benchmark runs (each CUDA test skips
+without one)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import pytest
 import torch
 from conftest import mlstm_inputs, rel_err, slstm_inputs
 
-from xlstm_edu import lstm, mlstm, slstm
+from xlstm_edu import bench, lstm, mlstm, slstm, timing
+from xlstm_edu.experiments import parallel_forms as pf
 
 FORMS = {
     "recurrent": mlstm.recurrent,
@@ -77,3 +79,35 @@ def test_chunkwise_matches_official_triton_kernel_where_available():
         pytest.skip(f"official triton kernel does not run here: {err}")
     h = mlstm.chunkwise(q, k, v, i, f, chunk_size=64)
     assert rel_err(h, h_off) < 1e-2  # triton kernel computes in reduced precision (tf32)
+
+
+@pytest.mark.cuda
+def test_bench_mlstm_on_cuda_times_and_peak_memory():
+    """``python -m xlstm_edu.bench mlstm --device cuda``: time and peak GPU memory of both passes; the
+    forward+backward peak holds at least what autograd saves (counted, the same graph as on the CPU)."""
+    S = 256
+    (row,) = bench.bench_mlstm((S,), repeats=1, rounds=1, device="cuda", only="chunkwise torch")
+    assert row["impl"] == "chunkwise torch" and row["fwd_ms"] > 0 and row["fwd_bwd_ms"] > 0
+    inputs = bench.mlstm_inputs(S=S, device="cuda", requires_grad=True)
+    saved = timing.saved_tensor_bytes(lambda: mlstm.chunkwise(*inputs, chunk_size=64), exclude=inputs)
+    cpu = pf.training_saved_bytes((S,), forms=("chunkwise",))["chunkwise"]["bytes"][0]
+    assert saved == cpu
+    assert row["fwd_bwd_peak_MiB"] >= saved / 2**20
+    assert row["fwd_bwd_peak_MiB"] > row["fwd_peak_MiB"] > 0
+
+
+@pytest.mark.cuda
+def test_bench_cli_on_cuda_prints_the_device_and_memory_columns(capsys):
+    bench.main(["mlstm", "--device", "cuda", "--sizes", "64", "--repeats", "1", "--rounds", "1",
+                "--only", "chunkwise torch"])
+    out = capsys.readouterr().out
+    assert torch.cuda.get_device_name() in out
+    assert "fwd_peak_MiB" in out and "fwd_bwd_peak_MiB" in out
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message without a GPU")
+def test_bench_cli_device_cuda_without_a_gpu_is_a_clear_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["mlstm", "--device", "cuda"])
+    assert exit_info.value.code == 2
+    assert "no CUDA device is available" in capsys.readouterr().err

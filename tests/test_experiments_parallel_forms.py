@@ -1,5 +1,6 @@
 """Tests for the parallel/chunkwise-forms experiment module (chapter 06)."""
 
+import functools
 import math
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from xlstm_edu import bench, mlstm
+from xlstm_edu import bench, mlstm, timing
 from xlstm_edu.experiments import parallel_forms as pf
 
 
@@ -173,3 +174,74 @@ def test_scaling_table():
     assert len(lines) == 3 and "recurrent ms" in lines[0] and "parallel MiB" in lines[0]
     assert lines[1].split() == ["8", "1.00", "4.00", "1.50"]
     assert lines[2].split() == ["16", "2.00", "-", "6.00"]
+
+
+@pytest.mark.parametrize("S, B, NH, DHQK, DHV", [(1, 1, 1, 3, 5), (7, 2, 3, 4, 6), (40, 1, 2, 8, 3)])
+def test_training_saved_bytes_of_the_recurrent_form_equal_the_count_by_hand(S, B, NH, DHQK, DHV):
+    inputs = bench.mlstm_inputs(B=B, NH=NH, S=S, DHQK=DHQK, DHV=DHV, requires_grad=True)
+    counted = timing.saved_tensor_bytes(lambda: mlstm.recurrent(*inputs), exclude=inputs)
+    assert counted == pf.recurrent_saved_bytes(S, B=B, NH=NH, DHQK=DHQK, DHV=DHV)
+    if DHQK == DHV:  # the experiment counts the same thing (it has one head dimension DH)
+        out = pf.training_saved_bytes((S,), forms=("recurrent",), B=B, NH=NH, DH=DHQK)
+        assert out["recurrent"] == {"S": [S], "bytes": [counted]}
+
+
+def test_training_saved_bytes_of_the_parallel_form_are_S_by_S_matrices_plus_vectors():
+    """The storages of shape (..., S, S) hold exactly c * S^2 bytes with the same c at every S (five
+    float32 matrices per head and two boolean masks); the rest is exactly linear in S."""
+    B, NH, DHQK, DHV = 1, 2, 3, 5
+    square, rest = {}, {}
+    for S in (32, 64):
+        inputs = bench.mlstm_inputs(B=B, NH=NH, S=S, DHQK=DHQK, DHV=DHV, requires_grad=True)
+        rows = timing.saved_tensor_storages(functools.partial(mlstm.parallel, *inputs), exclude=inputs)
+        square[S] = sum(n for shape, n in rows if shape[-2:] == (S, S))
+        rest[S] = sum(n for shape, n in rows if shape[-2:] != (S, S))
+    assert square[32] / 32**2 == square[64] / 64**2 == 5 * B * NH * 4 + 2
+    assert rest[64] == 2 * rest[32] > 0
+
+
+def test_training_saved_bytes_of_the_chunkwise_form_are_linear_in_S():
+    """Exactly linear once the chunks fill whole groups of CHUNK_GROUP, and per chunk a few L x L,
+    L x DH and DHQK x DHV tensors."""
+    B, NH, D, L = 1, 2, 4, 4
+    step = L * mlstm.chunkwise_form.CHUNK_GROUP  # one group of chunks
+    out = pf.training_saved_bytes((step, 2 * step, 3 * step), forms=("chunkwise",), B=B, NH=NH, DH=D,
+                                  chunk_size=L)
+    b1, b2, b3 = out["chunkwise"]["bytes"]
+    assert b3 - b2 == b2 - b1 > 0
+    per_chunk = (b2 - b1) / mlstm.chunkwise_form.CHUNK_GROUP / (B * NH * 4)  # float32 numbers per head
+    assert L * L + D * (D + 1) < per_chunk < 8 * (L * L + 2 * L * D + D * (D + 1))
+
+
+def test_training_saved_bytes_respects_max_S_and_rejects_unknown_forms():
+    out = pf.training_saved_bytes((8, 16), max_S={"parallel": 8}, NH=1, DH=4, chunk_size=4)
+    assert out["parallel"]["S"] == [8] and out["chunkwise"]["S"] == out["recurrent"]["S"] == [8, 16]
+    with pytest.raises(ValueError):
+        pf.training_saved_bytes((8,), forms=("quadratic",))
+
+
+def test_training_times_shape():
+    """The sweep's shape (the values are measurements: printed by the chapter, never asserted)."""
+    out = pf.training_times((8, 16), max_S={"recurrent": 8}, NH=1, DH=4, chunk_size=4, rounds=2,
+                            repeats=1)
+    assert out["recurrent"]["S"] == [8] and out["parallel"]["S"] == [8, 16]
+    assert all(isinstance(t, float) and t > 0 for d in out.values() for t in d["seconds"])
+
+
+@pytest.mark.parametrize("regime", sorted(pf.GATE_REGIMES))
+def test_float32_pitfall_regimes(regime):
+    (row,) = pf.float32_pitfall((128,), regime=regime, DH=8)
+    assert row["regime"] == regime
+    stable, diff = pf.LOG_D_BUILDERS
+    assert row["h_err"][stable] < 1e-3 and row["logd_err"][stable] < 2e-5
+    if regime == "realistic":  # sum log f over 128 steps is about -1.4: both are float32 rounding
+        assert row["cumsum_range"] < 5 and row["logd_err"][diff] < 2e-6
+    with pytest.raises(ValueError, match="gate regime"):
+        pf.float32_pitfall((8,), regime="soft")
+
+
+def test_realistic_gates_are_near_the_official_init():
+    i, f = pf.realistic_gates(2, 3, 4000, seed=1)
+    assert i.shape == f.shape == (2, 3, 4000) and i.dtype == torch.float64
+    assert abs(float(f.mean()) - 4.5) < 0.05 and abs(float(f.std()) - 1) < 0.05
+    assert abs(float(i.mean())) < 0.05 and abs(float(i.std()) - 1) < 0.05

@@ -94,3 +94,40 @@ def test_counted_flops_and_largest_tensor():
     assert timing.count_flops(lambda: a @ b) == 2 * 8 * 16 * 4
     assert timing.count_flops(lambda: a + 1) == 0  # elementwise work is not counted
     assert timing.largest_tensor_bytes(lambda: (a @ b, torch.zeros(100, dtype=torch.float64))) == 800
+
+
+def test_saved_tensor_storages_counts_what_autograd_keeps():
+    """mul saves both factors, exp its result; the excluded inputs are left out."""
+    a = torch.randn(3, 4, requires_grad=True)
+    b = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    assert timing.saved_tensor_storages(lambda: a * b) == [((3, 4), 96), ((3, 4), 48)]
+    assert timing.saved_tensor_bytes(lambda: a * b, exclude=(a,)) == 96
+    assert timing.saved_tensor_bytes(lambda: (a * b).exp(), exclude=(a, b)) == 96  # exp's float64 result
+    assert timing.saved_tensor_bytes(lambda: a + b, exclude=()) == 0  # add needs nothing
+    with torch.no_grad():
+        assert timing.saved_tensor_bytes(lambda: a * b) == 0
+
+
+def test_saved_tensor_storages_count_a_storage_once_with_its_full_size():
+    x = torch.randn(10, requires_grad=True)
+    y = x * 2  # a new storage of 10 floats
+    rows = timing.saved_tensor_storages(lambda: y[:3] * y[5:8], exclude=(x,))
+    assert rows == [((3,), 40)]  # two views of y, saved by mul: one storage of 40 bytes
+
+
+def test_saved_tensor_storages_see_custom_functions():
+    class Square(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            y = x * x
+            ctx.save_for_backward(x, y)
+            return y
+
+        @staticmethod
+        def backward(ctx, grad):
+            x, _ = ctx.saved_tensors
+            return 2 * x * grad
+
+    x = torch.randn(2, 5, requires_grad=True)
+    assert timing.saved_tensor_bytes(lambda: Square.apply(x)) == 2 * 40
+    assert timing.saved_tensor_bytes(lambda: Square.apply(x), exclude=(x,)) == 40

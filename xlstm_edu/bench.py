@@ -1,6 +1,7 @@
 """Benchmarks: ``python -m xlstm_edu.bench COMMAND`` prints markdown tables (``--help`` lists them).
 
-* ``mlstm``: forward and forward+backward time of every mLSTM form against the official kernels, vs S;
+* ``mlstm``: forward and forward+backward time of every mLSTM form against the official kernels, vs S
+  (``--device cuda``: on the GPU, with the peak GPU memory of each pass);
 * ``recurrent``: numba against a plain numpy loop and a torch loop (sLSTM, mLSTM);
 * ``memory``: peak memory of one call of each mLSTM form, vs S;
 * ``agreement``: max differences against ``torch.nn.LSTM`` and the official NX-AI kernels;
@@ -85,14 +86,19 @@ def bench_mlstm(sizes=(256, 1024, 4096, 16384), repeats=7, backward=True, device
     """Forward (and forward+backward) times in ms for every form at each S. Returns rows.
 
     Each figure is the median over ``rounds`` rounds of a median of ``repeats`` calls; a round
-    visits every implementation in turn, so a burst of load elsewhere hits all of them alike.
+    visits every implementation in turn, so a burst of load elsewhere hits all of them alike. The
+    backward pass is ``torch.autograd.grad`` of ``h.sum()`` with respect to all five inputs. On a CUDA
+    device each row also has ``fwd_peak_MiB`` and ``fwd_bwd_peak_MiB``: the peak of
+    ``torch.cuda.max_memory_allocated`` during the timed calls, minus what was allocated before them
+    (the inputs), in MiB.
     ``only``: keep the implementations whose name contains this text (e.g. "chunkwise"). Large
     parallel-form runs leave the allocator with fragmented memory that slows whatever runs next,
     so compare the chunkwise forms in a process of their own.
     """
     impls = {name: impl for name, impl in _mlstm_impls(chunk_size, device).items()
              if only is None or only in name}
-    sync = torch.cuda.synchronize if device != "cpu" else (lambda: None)
+    cuda = _is_cuda(device)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     rows = []
     for S in sizes:
         inputs = mlstm_inputs(S=S, device=device)
@@ -101,7 +107,7 @@ def bench_mlstm(sizes=(256, 1024, 4096, 16384), repeats=7, backward=True, device
         for _ in range(rounds):
             for name, (kind, fn) in impls.items():
                 s_max = _limit(name, _MAX_S)
-                if (s_max is not None and S > s_max) or (kind == "numpy" and device != "cpu"):
+                if (s_max is not None and S > s_max) or (kind == "numpy" and cuda):
                     continue
                 args = tuple(x.cpu().numpy() for x in inputs) if kind == "numpy" else inputs
 
@@ -110,28 +116,47 @@ def bench_mlstm(sizes=(256, 1024, 4096, 16384), repeats=7, backward=True, device
                         fn(*args)
                     sync()
 
-                if device != "cpu":
-                    torch.cuda.reset_peak_memory_stats()
                 sample = samples.setdefault(name, {"fwd_ms": [], "fwd_bwd_ms": []})
+                base = _reset_cuda_peak() if cuda else 0
                 sample["fwd_ms"].append(1e3 * median_time(fwd, repeats=repeats,
                                                           max_seconds=max_seconds))
-                if device != "cpu":
-                    sample["fwd_peak_MiB"] = [torch.cuda.max_memory_allocated() / 2**20]
+                if cuda:
+                    sample.setdefault("fwd_peak_MiB", []).append(_cuda_peak_mib(base))
                 s_max_b = _limit(name, _MAX_S_BACKWARD)
                 if backward and kind == "torch" and (s_max_b is None or S <= s_max_b):
 
                     def fwd_bwd(fn=fn, grad_inputs=grad_inputs):
-                        fn(*grad_inputs).sum().backward()
+                        torch.autograd.grad(fn(*grad_inputs).sum(), grad_inputs)
                         sync()
 
+                    base = _reset_cuda_peak() if cuda else 0
                     sample["fwd_bwd_ms"].append(1e3 * median_time(
                         fwd_bwd, repeats=repeats, max_seconds=max_seconds))
+                    if cuda:
+                        sample.setdefault("fwd_bwd_peak_MiB", []).append(_cuda_peak_mib(base))
         for name, sample in samples.items():
             row = {"S": S, "impl": name}
             row.update({key: statistics.median(vals) for key, vals in sample.items() if vals})
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     return rows
+
+
+def _is_cuda(device) -> bool:
+    return torch.device(device).type == "cuda"
+
+
+def _reset_cuda_peak() -> int:
+    """Start a peak-memory window on the current CUDA device; returns the bytes allocated now."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    return torch.cuda.memory_allocated()
+
+
+def _cuda_peak_mib(base: int) -> float:
+    """Peak CUDA memory allocated since :func:`_reset_cuda_peak` above ``base``, in MiB."""
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2**20
 
 
 def mlstm_call(form: str, S: int, B: int = 1, NH: int = 4, DHQK: int = 64, DHV: int = 64,
@@ -292,8 +317,9 @@ def _summarize_mlstm(rows, ceiling):
     for S in (4096, 16384):
         if (ours, S) in by:
             gflops = chunkwise_flops(1, 4, S, 64, 64, 64) / (by[(ours, S)]["fwd_ms"] / 1e3) / 1e9
-            out.append(f"- chunkwise fwd at S={S}: {gflops:.1f} GFLOP/s = "
-                       f"{gflops / ceiling:.2f} of a 2048^2 matmul ({ceiling:.1f} GFLOP/s)")
+            out.append(f"- chunkwise fwd at S={S}: {gflops:.1f} GFLOP/s" + (
+                "" if ceiling != ceiling else  # NaN: no CPU ceiling measured (a GPU run)
+                f" = {gflops / ceiling:.2f} of a 2048^2 matmul ({ceiling:.1f} GFLOP/s)"))
     return "\n".join(out)
 
 
@@ -305,6 +331,18 @@ def _sizes(text: str) -> tuple[int, ...]:
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"sequence lengths must be positive, got {text!r}")
     return sizes
+
+
+def _device(text: str) -> str:
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"expected 'cpu' or 'cuda[:N]', got {text!r}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"expected 'cpu' or 'cuda[:N]', got {text!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError("--device cuda: no CUDA device is available here")
+    return text
 
 
 def _positive(text: str) -> int:
@@ -330,14 +368,16 @@ def _parser() -> argparse.ArgumentParser:
                         help="mLSTM forms vs the official kernels: time vs S",
                         description="Forward and forward+backward time (ms) of the recurrent, parallel "
                                     "and chunkwise forms and of the official mlstm_kernels, at each S; "
-                                    "B=1, NH=4, DHQK=DHV=64, float32.")
+                                    "B=1, NH=4, DHQK=DHV=64, float32. On a CUDA device also the peak "
+                                    "GPU memory (MiB above the inputs) of each pass.")
     pm.add_argument("--sizes", type=_sizes, default="256,1024,4096,16384",
                     help="comma-separated sequence lengths S")
     pm.add_argument("--repeats", type=_positive, default=7, help="calls per timing (median)")
     pm.add_argument("--rounds", type=_positive, default=3, help="interleaved rounds (median over them)")
     pm.add_argument("--no-backward", action="store_true", help="time the forward pass only")
-    pm.add_argument("--device", default="cpu",
-                    help="'cpu' or 'cuda' (adds the official Triton kernel)")
+    pm.add_argument("--device", type=_device, default="cpu",
+                    help="'cpu' or 'cuda' / 'cuda:N' (adds the official Triton kernel and the peak "
+                         "GPU memory of the forward and forward+backward passes)")
     pm.add_argument("--chunk-size", type=_positive, default=64,
                     help="chunk length of the chunkwise forms")
     pm.add_argument("--only", default=None, metavar="TEXT",
@@ -384,13 +424,16 @@ def main(argv=None):
             rows.append(row)
         print(markdown_table(rows, ["S", "recurrent_MiB", "parallel_MiB", "chunkwise_MiB"], "{:.1f}"))
     else:
-        ceiling = matmul_gflops() if args.device == "cpu" else float("nan")
+        if _is_cuda(args.device):
+            torch.cuda.set_device(torch.device(args.device))
+            print(f"device {args.device}: {torch.cuda.get_device_name()}")
+        ceiling = float("nan") if _is_cuda(args.device) else matmul_gflops()
         rows = bench_mlstm(args.sizes, repeats=args.repeats, backward=not args.no_backward,
                            device=args.device, chunk_size=args.chunk_size, only=args.only,
                            rounds=args.rounds)
         columns = ["S", "impl", "fwd_ms", "fwd_bwd_ms"]
-        if args.device != "cpu":
-            columns.append("fwd_peak_MiB")
+        if _is_cuda(args.device):
+            columns += ["fwd_peak_MiB", "fwd_bwd_peak_MiB"]
         print(markdown_table(rows, columns))
         print(_summarize_mlstm(rows, ceiling))
 

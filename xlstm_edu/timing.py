@@ -11,8 +11,10 @@ in a test. What can be counted (bytes of a state, FLOPs) is counted instead.
 * :func:`peak_memory_mib`: peak resident memory of one call, in a fresh child process;
 * counted, not measured (the same on every machine, so a test or a chapter may assert on them):
   :func:`count_flops` (FLOPs of the matrix products of a call), :func:`largest_tensor_bytes` (the
-  largest tensor a call creates), :func:`state_tensors` and :func:`state_nbytes` (the tensors of a
-  nested recurrent state and their bytes).
+  largest tensor a call creates), :func:`saved_tensor_storages` and :func:`saved_tensor_bytes` (what
+  autograd keeps for the backward pass: the training memory of a call beyond its inputs),
+  :func:`state_tensors` and :func:`state_nbytes` (the tensors of a nested recurrent state and their
+  bytes).
 """
 
 from __future__ import annotations
@@ -161,6 +163,42 @@ def largest_tensor_bytes(fn: Callable[[], object]) -> int:
     with _Largest() as mode:
         fn()
     return mode.largest
+
+
+def saved_tensor_storages(fn: Callable[[], object], *,
+                          exclude=()) -> list[tuple[tuple[int, ...], int]]:
+    """What autograd saves for the backward pass while ``fn()`` runs: one ``(shape, bytes)`` row per
+    distinct storage, largest first.
+
+    Every tensor an operation saves for its gradient (``torch.autograd.graph.saved_tensors_hooks``
+    sees them all, including a custom ``Function``'s ``ctx.save_for_backward``) is traced to its
+    storage; views of one storage count once, with the storage's full size (that is what stays
+    alive), and ``shape`` is the shape of the first tensor saved on it. Storages of the tensors in
+    ``exclude`` (typically the inputs, which exist anyway) are left out. The storages are held until
+    ``fn`` returns, so no address is reused and counted twice or not at all. Counted, not measured:
+    the same on every machine for a given torch version.
+    """
+    from torch.autograd.graph import saved_tensors_hooks
+
+    skip = {t.untyped_storage().data_ptr() for t in exclude}
+    seen: dict[int, tuple[tuple[int, ...], int, torch.Tensor]] = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        ptr = storage.data_ptr()
+        if ptr not in skip and ptr not in seen:
+            seen[ptr] = (tuple(int(n) for n in t.shape), storage.nbytes(), t)  # t: keep it alive
+        return t
+
+    with saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sorted(((shape, nbytes) for shape, nbytes, _ in seen.values()), key=lambda r: -r[1])
+
+
+def saved_tensor_bytes(fn: Callable[[], object], *, exclude=()) -> int:
+    """Total bytes of :func:`saved_tensor_storages`: the memory autograd keeps from the forward pass
+    of ``fn()`` for its backward pass (beyond the storages in ``exclude``)."""
+    return sum(nbytes for _, nbytes in saved_tensor_storages(fn, exclude=exclude))
 
 
 def state_tensors(state, prefix: str = "state") -> list[tuple[str, tuple[int, ...], int]]:

@@ -13,6 +13,7 @@ from ..experiments.parallel_forms import (
     chunk_structure,
     fitted_power_laws,
     stabilized_decay_matrix,
+    to_mib,
 )
 from ._style import pyplot
 
@@ -84,53 +85,88 @@ def plot_chunk_structure(S=32, L=8):
 
 
 def plot_pitfall(rows):
-    """Error against ``S`` of the two float32 ``log D`` constructions (left) and of ``h`` (right);
-    ``rows`` from :func:`xlstm_edu.experiments.parallel_forms.float32_pitfall`. Returns the figure."""
-    sizes = [r["S"] for r in rows]
+    """Error against ``S`` of the two float32 ``log D`` constructions (left) and of ``h`` (right).
+
+    ``rows``: the list :func:`xlstm_edu.experiments.parallel_forms.float32_pitfall` returns, or a dict
+    ``{regime: rows}`` of several gate regimes (one line per regime and construction, the legend
+    naming both). The dotted lines are the float32 spacing at ``|sum_t log f_t|``. Returns the figure.
+    """
+    regimes = rows if isinstance(rows, dict) else {None: rows}
     fig, axes = pyplot().subplots(1, 2, figsize=(10.5, 3.8), constrained_layout=True)
-    for key, ax, label in [("logd_err", axes[0], r"max abs error of $\log D$ (entries that matter)"),
-                           ("h_err", axes[1], r"relative error of $h$")]:
-        for name, style in zip(LOG_D_BUILDERS, ("o-", "s--")):
-            ax.loglog(sizes, [r[key][name] for r in rows], style, label=name)
+    markers = ("o", "s", "^", "v")
+    all_sizes = []
+    for j, ((regime, reg_rows), marker) in enumerate(zip(regimes.items(), markers)):
+        sizes = [r["S"] for r in reg_rows]
+        all_sizes += sizes
+        suffix = "" if regime is None else f", {regime} gates"
+        for key, ax in [("logd_err", axes[0]), ("h_err", axes[1])]:
+            for name, line in zip(LOG_D_BUILDERS, ("-", "--")):
+                ax.loglog(sizes, [r[key][name] for r in reg_rows], marker + line, label=name + suffix,
+                          color="tab:blue" if line == "-" else "tab:red", mfc="none" if j else None)
+        axes[0].loglog(sizes, [r["cumsum_spacing"] for r in reg_rows], ":", color="0.5",
+                       label=r"float32 spacing at $|\sum_t \log f_t|$" + suffix)
+    for ax, label in [(axes[0], r"max abs error of $\log D$ (entries that matter)"),
+                      (axes[1], r"relative error of $h$")]:
         ax.set_xlabel("sequence length S")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].loglog(sizes, [r["cumsum_spacing"] for r in rows], ":", color="0.5",
-                   label=r"float32 spacing at $|\sum_t \log f_t|$")
-    for ax in axes:
-        ax.legend()
-        _size_ticks(ax, sizes)
+        ax.legend(fontsize=7 if len(regimes) > 1 else None)
+        _size_ticks(ax, all_sizes)
     axes[0].set_title(r"float32 $\log D$ vs float64 reference")
     axes[1].set_title("float32 parallel form vs float64 reference")
     return fig
 
 
-def plot_scaling(times, memory, *, time_min_S=0, memory_min_S=0):
+def _loglog_panel(ax, sweep, key, min_S, ylabel, title):
+    """One log-log panel of ``sweep`` (``{form: {"S": [...], key: [...]}}``) against ``S``, a line per
+    form with its fitted power law (:func:`~xlstm_edu.experiments.parallel_forms.fitted_power_laws`, over
+    the points with ``S >= min_S``) dashed and its slope in the legend."""
+    fits = fitted_power_laws(sweep, key, min_S)
+    for form, d in sweep.items():
+        if not d["S"]:
+            continue
+        label = form + (f"  (slope {fits[form][0]:.2f})" if form in fits else "")
+        ax.loglog(d["S"], d[key], "o-", color=COLORS.get(form), label=label)
+        if form in fits:
+            slope, a, S_fit = fits[form]
+            x = np.asarray(S_fit, dtype=float)
+            ax.loglog(x, a * x**slope, "--", color=COLORS.get(form), alpha=0.5)
+    ax.set_xlabel("sequence length S")
+    ax.set_ylabel(ylabel)
+    _size_ticks(ax, [S for d in sweep.values() for S in d["S"]])
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    ax.set_title(title)
+
+
+def plot_scaling(times, memory, *, time_min_S=0, memory_min_S=0, memory_label="peak memory (MiB)",
+                 memory_title="memory: peak RSS growth of one call"):
     """Log-log plots of time and memory against ``S``, with the fitted slopes in the legends.
 
-    ``times`` from :func:`~xlstm_edu.experiments.parallel_forms.scaling_sweep`, ``memory`` from
-    :func:`~xlstm_edu.experiments.parallel_forms.memory_sweep`; the power laws
+    ``times`` from :func:`~xlstm_edu.experiments.parallel_forms.scaling_sweep`, ``memory``
+    (``{form: {"S": [...], "MiB": [...]}}``) from
+    :func:`~xlstm_edu.experiments.parallel_forms.memory_sweep` or any other count in MiB (name it with
+    ``memory_label`` and ``memory_title``); the power laws
     (:func:`~xlstm_edu.experiments.parallel_forms.fitted_power_laws`) are fitted on the points with
     ``S >= *_min_S`` and drawn dashed over that range. Returns the figure.
     """
     fig, axes = pyplot().subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
-    for ax, sweep, key, min_S, unit in [(axes[0], times, "seconds", time_min_S, "forward time (s)"),
-                                        (axes[1], memory, "MiB", memory_min_S, "peak memory (MiB)")]:
-        fits = fitted_power_laws(sweep, key, min_S)
-        for form, d in sweep.items():
-            if not d["S"]:
-                continue
-            label = form + (f"  (slope {fits[form][0]:.2f})" if form in fits else "")
-            ax.loglog(d["S"], d[key], "o-", color=COLORS.get(form), label=label)
-            if form in fits:
-                slope, a, S_fit = fits[form]
-                x = np.asarray(S_fit, dtype=float)
-                ax.loglog(x, a * x**slope, "--", color=COLORS.get(form), alpha=0.5)
-        ax.set_xlabel("sequence length S")
-        ax.set_ylabel(unit)
-        _size_ticks(ax, [S for d in sweep.values() for S in d["S"]])
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
-    axes[0].set_title("time: median of repeated forward calls")
-    axes[1].set_title("memory: peak RSS growth of one call")
+    _loglog_panel(axes[0], times, "seconds", time_min_S, "forward time (s)",
+                  "time: median of repeated forward calls")
+    _loglog_panel(axes[1], memory, "MiB", memory_min_S, memory_label, memory_title)
+    return fig
+
+
+def plot_training_cost(saved, times, *, saved_min_S=0, time_min_S=0):
+    """What training costs, against ``S``: left, the memory autograd saves for the backward pass
+    (counted, :func:`~xlstm_edu.experiments.parallel_forms.training_saved_bytes`, drawn in MiB); right,
+    the time of one forward + backward pass (measured,
+    :func:`~xlstm_edu.experiments.parallel_forms.training_times`). Log-log, fitted slopes in the
+    legends (power laws over ``S >= *_min_S``). Returns the figure."""
+    saved_mib = to_mib(saved)
+    fig, axes = pyplot().subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    _loglog_panel(axes[0], saved_mib, "MiB", saved_min_S, "saved for backward (MiB)",
+                  "training memory: tensors autograd keeps (counted)")
+    _loglog_panel(axes[1], times, "seconds", time_min_S, "forward + backward time (s)",
+                  "training time: median of interleaved rounds")
     return fig
