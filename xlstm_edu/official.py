@@ -36,11 +36,13 @@ def available(package: str = "both") -> bool:
     return all(importlib.util.find_spec(name) is not None for name in names)
 
 
-def vanilla_slstm(igate_preact, fgate_preact, zgate_preact, ogate_preact, R):
+def vanilla_slstm(igate_preact, fgate_preact, zgate_preact, ogate_preact, R, *, grad: bool = False):
     """The official sLSTM (``xlstm`` package, vanilla torch backend) from a zero state.
 
     Same interface as :func:`xlstm_edu.slstm.recurrent`: gates ``(B, NH, S, DH)``, ``R`` of shape
-    ``(NH, DH, 4, DH)``; returns ``h (B, NH, S, DH)``; numpy in gives numpy out.
+    ``(NH, DH, 4, DH)``; returns ``h (B, NH, S, DH)``; numpy in gives numpy out. ``grad=True`` (torch
+    tensors) keeps autograd on, so gradients flow back to the gates and ``R`` (the official backward:
+    autograd through its Python loop).
     """
     from xlstm.blocks.slstm.src.vanilla import slstm_forward, slstm_pointwise_function_registry
 
@@ -54,7 +56,7 @@ def vanilla_slstm(igate_preact, fgate_preact, zgate_preact, ogate_preact, R):
     R_int = R.permute(0, 2, 3, 1).reshape(NH, 4 * DH, DH)  # (NH, gate*d_out, d_in)
     states = torch.zeros(4, B, NH * DH, **kw)  # (h, c, n, m), all zero: the official zero state
     b = torch.zeros(4 * NH * DH, **kw)  # the bias is already inside the pre-activations
-    with torch.no_grad():
+    with torch.set_grad_enabled(grad and not is_numpy):
         all_states, _, _ = slstm_forward(x, states, R_int, b,
                                          slstm_pointwise_function_registry["slstm"])
     h = all_states[0, 1:].reshape(S, B, NH, DH).permute(1, 2, 0, 3)  # (B, NH, S, DH)
