@@ -5,7 +5,12 @@
 * ``recurrent``: numba against a plain numpy loop and a torch loop (sLSTM, mLSTM);
 * ``memory``: peak memory of one call of each mLSTM form, vs S;
 * ``agreement``: max differences against ``torch.nn.LSTM`` and the official NX-AI kernels;
-* ``matmul``: GFLOP/s of a large matmul, the practical ceiling of this machine.
+* ``matmul``: GFLOP/s of a large matmul, the practical ceiling of this machine;
+* ``training``: training tokens/s of the fused LSTM, xLSTM[1:0] and xLSTM[1:1] language models at
+  about equal parameters, with the GFLOP/s each step achieves against the matmul ceiling;
+* ``slstm``: sLSTM forward and forward+backward, the package's forms against the official vanilla
+  backend;
+* ``generation``: time to generate 100 tokens, a ~1M-parameter xLSTM[1:0] against a fused LSTM.
 
 Speed is measured here, never asserted in tests. Every figure is a median of repeated calls, and
 implementations are compared side by side in one process, in interleaved rounds
@@ -25,7 +30,7 @@ import numpy as np
 import torch
 
 from . import lstm, mlstm, official, slstm
-from .timing import median_time, peak_memory_mib
+from .timing import limited_threads, median_time, peak_memory_mib
 
 
 def mlstm_inputs(B=1, NH=4, S=1024, DHQK=64, DHV=64, dtype=torch.float32, device="cpu", seed=0,
@@ -211,6 +216,124 @@ def bench_slstm_recurrent(B=1, NH=4, DH=64, S=1024, repeats=5):
     return rows
 
 
+def training_configs() -> dict:
+    """The language models of the training benchmark, about 225k parameters each (vocabulary 84)."""
+    from .models import xLSTMLMConfig
+    from .models.baselines import LSTMLMConfig
+
+    xlstm = dict(vocab_size=84, embedding_dim=128, num_blocks=2, round_proj_up_to_multiple_of=16)
+    return {
+        "LSTM (fused)": LSTMLMConfig(84, embedding_dim=116, hidden_size=116, num_layers=2, fused=True),
+        "xLSTM[1:0]": xLSTMLMConfig(**xlstm, slstm_at=()),
+        "xLSTM[1:1]": xLSTMLMConfig(**xlstm, slstm_at=(1,)),
+    }
+
+
+def _training_step(model, B: int, S: int, seed: int = 0):
+    """One forward+backward of cross-entropy on random tokens ``(B, S)`` (gradients set to None)."""
+    g = torch.Generator().manual_seed(seed)
+    V = model.config.vocab_size
+    tokens = torch.randint(0, V, (B, S + 1), generator=g)  # (B, S + 1)
+    x, y = tokens[:, :-1], tokens[:, 1:]
+
+    def step():
+        for p in model.parameters():
+            p.grad = None
+        logits = model(x)  # (B, S, V)
+        torch.nn.functional.cross_entropy(logits.reshape(B * S, V), y.reshape(B * S)).backward()
+
+    return step
+
+
+def bench_training(B: int = 16, S: int = 128, rounds: int = 5, repeats: int = 3, seed: int = 0):
+    """Rows per model: parameters, ms per training step (forward+backward, median of interleaved
+    rounds), tokens/s, the ratio to the fused LSTM, FLOPs of the matrix products per token and the
+    GFLOP/s they run at."""
+    from .models import build_model
+    from .timing import count_flops, interleaved_medians
+
+    models, steps = {}, {}
+    for name, config in training_configs().items():
+        torch.manual_seed(seed)
+        models[name] = build_model(config).train()
+        steps[name] = _training_step(models[name], B, S, seed)
+    seconds = interleaved_medians(steps, rounds=rounds, repeats=repeats, warmup=1)
+    base = seconds["LSTM (fused)"]
+    rows = []
+    for name, model in models.items():
+        flops = count_flops(steps[name])
+        rows.append({"model": name, "params": sum(p.numel() for p in model.parameters()),
+                     "step_ms": 1e3 * seconds[name], "tokens_per_s": B * S / seconds[name],
+                     "vs_fused_LSTM": base / seconds[name], "MFLOP_per_token": flops / (B * S) / 1e6,
+                     "GFLOP_s": flops / seconds[name] / 1e9})
+    return rows
+
+
+def bench_slstm_training(B: int = 16, NH: int = 4, DH: int = 32, S: int = 128, rounds: int = 5,
+                         repeats: int = 3, dtype=torch.float32, seed: int = 0):
+    """ms of the sLSTM forward and forward+backward: the package's forms (``slstm.recurrent_fused``
+    where it exists, the torch reference loop) and the official vanilla backend (if installed)."""
+    from .timing import interleaved_medians
+
+    g = torch.Generator().manual_seed(seed)
+    gates = [torch.randn(B, NH, S, DH, generator=g, dtype=dtype) for _ in range(4)]
+    gates[1] = gates[1] + 3.0  # forget gates mostly open
+    R = 0.1 * torch.randn(NH, DH, 4, DH, generator=g, dtype=dtype)
+    impls = {"torch reference loop": lambda *a: slstm.recurrent_torch(*a)[0]}
+    if hasattr(slstm, "recurrent_fused"):
+        impls = {"fused (numba fwd + bwd)": slstm.recurrent_fused, **impls}
+    if official.available("xlstm"):
+        impls["official vanilla"] = lambda *a: official.vanilla_slstm(*a, grad=True)
+
+    def forward(fn):
+        def run():
+            with torch.no_grad():
+                fn(*gates, R)
+        return run
+
+    def forward_backward(fn):
+        def run():
+            inputs = [t.detach().requires_grad_() for t in (*gates, R)]
+            fn(*inputs).sum().backward()
+        return run
+
+    fwd = interleaved_medians({k: forward(f) for k, f in impls.items()}, rounds=rounds, repeats=repeats)
+    fwd_bwd = interleaved_medians({k: forward_backward(f) for k, f in impls.items()}, rounds=rounds,
+                                  repeats=repeats)
+    ref = "official vanilla" if "official vanilla" in impls else "torch reference loop"
+    return [{"impl": k, "fwd_ms": 1e3 * fwd[k], "fwd_bwd_ms": 1e3 * fwd_bwd[k],
+             f"fwd_bwd_speedup_vs_{ref.split()[-1]}": fwd_bwd[ref] / fwd_bwd[k]} for k in impls]
+
+
+def generation_configs() -> dict:
+    """The generation benchmark's models: about 1M parameters each (vocabulary 84)."""
+    from .models import xLSTMLMConfig
+    from .models.baselines import LSTMLMConfig
+
+    return {
+        "LSTM (fused)": LSTMLMConfig(84, embedding_dim=256, hidden_size=256, num_layers=2, fused=True),
+        "xLSTM[1:0]": xLSTMLMConfig(vocab_size=84, embedding_dim=192, num_blocks=4, slstm_at=()),
+    }
+
+
+def bench_generation(new_tokens: int = 100, rounds: int = 5, repeats: int = 3, seed: int = 0):
+    """ms to generate ``new_tokens`` greedily (``top_k=1``) from a one-token prompt."""
+    from .models import build_model
+    from .timing import interleaved_medians
+
+    prompt = torch.zeros(1, 1, dtype=torch.long)
+    models, fns = {}, {}
+    for name, config in generation_configs().items():
+        torch.manual_seed(seed)
+        models[name] = build_model(config).eval()
+        fns[name] = (lambda m: lambda: m.generate(prompt, new_tokens, top_k=1))(models[name])
+    seconds = interleaved_medians(fns, rounds=rounds, repeats=repeats, warmup=1)
+    base = seconds["LSTM (fused)"]
+    return [{"model": name, "params": sum(p.numel() for p in m.parameters()),
+             "ms": 1e3 * seconds[name], "ms_per_token": 1e3 * seconds[name] / new_tokens,
+             "vs_fused_LSTM": seconds[name] / base} for name, m in models.items()]
+
+
 def _regime_inputs(regime, dtype, S, seed=0):
     """mLSTM inputs in the typical or the hard regime (input gates U(-15, 15), forget N(0, 3))."""
     g = torch.Generator().manual_seed(seed)
@@ -392,6 +515,12 @@ def _parser() -> argparse.ArgumentParser:
                    description="Max absolute and relative differences of every form against "
                                "torch.nn.LSTM and the official NX-AI kernels, float32 and float64, "
                                "typical and hard gates (needs the test requirements).")
+    for name, text in (("training", "training tokens/s at equal parameters (B=16, S=128, 1 thread)"),
+                       ("slstm", "sLSTM forward and forward+backward vs the official vanilla backend"),
+                       ("generation", "time to generate 100 tokens (xLSTM[1:0] vs fused LSTM)")):
+        ps = sub.add_parser(name, formatter_class=fmt, help=text,
+                            description=text + "; medians of interleaved rounds.")
+        ps.add_argument("--threads", type=_positive, default=1, help="torch and numba threads")
     pmem = sub.add_parser("memory", formatter_class=fmt, help="peak memory of each mLSTM form vs S",
                           description="Peak memory growth (MiB) of one call of each mLSTM form, "
                                       "measured in a fresh child process per point.")
@@ -399,6 +528,25 @@ def _parser() -> argparse.ArgumentParser:
                       help="comma-separated sequence lengths S")
     pmem.add_argument("--backward", action="store_true", help="include the backward pass")
     return p
+
+
+def _issue_benchmarks(what: str) -> None:
+    """The training, sLSTM and generation benchmarks (run with the threads already limited)."""
+    if what == "training":
+        rows = bench_training()
+        print("forward+backward, cross-entropy on random tokens, B=16, S=128")
+        print(markdown_table(rows, ["model", "params", "step_ms", "tokens_per_s", "vs_fused_LSTM",
+                                    "MFLOP_per_token", "GFLOP_s"], "{:.2f}"))
+        print(f"matmul ceiling: {matmul_gflops():.1f} GFLOP/s")
+    elif what == "slstm":
+        rows = bench_slstm_training()
+        print("sLSTM B=16, NH=4, DH=32, S=128, float32")
+        print(markdown_table(rows, list(rows[0]), "{:.2f}"))
+    else:
+        rows = bench_generation()
+        print("100 new tokens, greedy, one-token prompt, batch 1")
+        print(markdown_table(rows, ["model", "params", "ms", "ms_per_token", "vs_fused_LSTM"],
+                             "{:.2f}"))
 
 
 def main(argv=None):
@@ -413,6 +561,9 @@ def main(argv=None):
         rows = bench_slstm_recurrent()
         print(markdown_table(rows, ["cell", "numpy_loop_ms", "numba_ms", "torch_loop_ms",
                                     "numba_speedup"]))
+    elif args.what in ("training", "slstm", "generation"):
+        with limited_threads(args.threads):
+            _issue_benchmarks(args.what)
     elif args.what == "memory":
         rows = []
         for S in args.sizes:
