@@ -8,11 +8,16 @@ every stored result of the book.
     python -m xlstm_edu generate runs/x --prompt "ROMEO:" --max-new-tokens 200 --temperature 0.8 \\
         --top-k 40 --seed 0
     python -m xlstm_edu experiment language-model --quick --out lm.json
+    torchrun --nproc_per_node=2 -m xlstm_edu train --out runs/x   # one model on 2 processes (DDP)
 
 A run directory is a checkpoint (:mod:`xlstm_edu.training.checkpoint`): weights, configs, optimizer
 and RNG states, the tokenizer, and the data and evaluation settings, so ``resume`` and ``generate``
-need nothing else. Every option is checked before any work is done; a bad option or checkpoint ends
-with exit code 2 and a one-line message naming it, and an existing checkpoint is never harmed.
+need nothing else. Under ``torchrun`` (its ``RANK``, ``WORLD_SIZE``, ... variables set), ``train`` and
+``resume`` train one model on all its processes with ``DistributedDataParallel``
+(:mod:`xlstm_edu.training.distributed`): ``--batch-size`` is the global batch, split over the ranks;
+rank 0 logs and writes the checkpoint. Every option is checked before any work is done; a bad option
+or checkpoint ends with exit code 2 and a one-line message naming it, and an existing checkpoint is
+never harmed.
 
 The default sizes live in :data:`MODEL_DEFAULTS` (model) and :class:`~xlstm_edu.training.TrainConfig`
 (training); ``--set key=value`` changes any field of the model's config.
@@ -39,12 +44,15 @@ from .training import (
     StopAt,
     TrainConfig,
     check_checkpoint_dir,
+    distributed_from_env,
     evaluate,
     load_checkpoint,
     resolve_device,
+    setup_distributed,
     train,
 )
 from .training.checkpoint import TRAIN_STATE
+from .training.distributed import BACKENDS, DistributedEnv, choose_backend, local_batch_size
 
 PROG = "python -m xlstm_edu"
 
@@ -120,6 +128,12 @@ def _add_until(p: argparse.ArgumentParser) -> None:
                         "continues exactly as if the run had not stopped")
 
 
+def _add_backend(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="process group backend under torchrun: 'auto' (nccl on CUDA, gloo on the "
+                        "CPU), 'gloo' or 'nccl' (needs CUDA)")
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads for torch (default: torch's choice; 1 is often fastest for small "
@@ -174,6 +188,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, default in RUN_DEFAULTS.items():
         opts.add_argument("--" + name.replace("_", "-"), type=int, default=default, help=RUN_HELP[name])
     _add_until(opts)
+    _add_backend(opts)
     _add_common(t)
 
     r = commands.add_parser(
@@ -186,6 +201,7 @@ def _parser() -> argparse.ArgumentParser:
                         "stretches the cosine schedule from here on")
     r.add_argument("--device", default=None, help="override the run's device")
     _add_until(r)
+    _add_backend(r)
     _add_common(r)
 
     g = commands.add_parser("generate", formatter_class=fmt, help="sample text from a trained run",
@@ -250,6 +266,41 @@ def _until(args, cfg: TrainConfig, step: int) -> int | None:
     if args.until is not None and not step < args.until <= cfg.steps:
         raise CLIError(f"--until must be in ({step}, --steps = {cfg.steps}], got {args.until}")
     return args.until
+
+
+def _distributed_env(args, cfg: TrainConfig) -> DistributedEnv | None:
+    """The torchrun environment (``None``: one process), with --backend, the device and the global
+    batch checked against it before any work is done."""
+    try:
+        env = distributed_from_env()
+        choose_backend(args.backend, cfg.device)
+    except ValueError as e:
+        raise CLIError(f"--backend {args.backend}: {e}") from None
+    if env is not None:
+        try:
+            local_batch_size(cfg.batch_size, env.world_size)
+        except ValueError as e:
+            raise CLIError(f"--batch-size: {e} (torchrun --nproc_per_node x nodes)") from None
+    return env
+
+
+def _train(args, model, tokens, cfg: TrainConfig, env: DistributedEnv | None, **kw) -> None:
+    """``train`` in this process, or on every process of a torchrun launch (joined here, left at the
+    end)."""
+    if env is None:
+        train(model, tokens, cfg, progress=not args.no_progress, **kw)
+        return
+    try:
+        dist = setup_distributed(env, cfg.device, args.backend)
+    except ValueError as e:
+        raise CLIError(f"distributed setup: {e}") from None
+    try:
+        if dist.is_main:
+            print(f"distributed: {dist.describe()}, {cfg.batch_size // dist.world_size} of the "
+                  f"{cfg.batch_size} sequences of each batch per process, on {dist.device}")
+        train(model, tokens, cfg, progress=not args.no_progress, distributed=dist, **kw)
+    finally:
+        dist.teardown()
 
 
 def _as_option(error: ValueError) -> str:
@@ -384,11 +435,15 @@ def _build(config: dict, context_length: int):
     return model
 
 
-def _evaluate_hook(val_tokens, cfg: TrainConfig, run: dict, chars_per_token: float) -> Evaluate:
+def _evaluate_hook(val_tokens, cfg: TrainConfig, run: dict, chars_per_token: float,
+                   log: bool = True) -> Evaluate:
+    """Validation records (every rank makes them, so that all hold the same state); printed when
+    ``log`` (rank 0)."""
     from .data import spread_windows
     windows = spread_windows(val_tokens, run["eval_batches"] * cfg.batch_size, cfg.context_length)
     return Evaluate(lambda model: evaluate(model, *windows, batch_size=cfg.batch_size),
-                    every=run["eval_every"], chars_per_token=chars_per_token, on_record=_print_record)
+                    every=run["eval_every"], chars_per_token=chars_per_token,
+                    on_record=_print_record if log else None)
 
 
 def _print_record(record: dict) -> None:
@@ -418,6 +473,8 @@ def cmd_train(args) -> int:
         raise CLIError(_as_option(e)) from None
     until = _until(args, cfg, 0)
     _check_device(cfg.device)
+    env = _distributed_env(args, cfg)
+    main_rank = env is None or env.rank == 0  # the one that logs (and writes the checkpoint)
     run = _run_settings(args)
     _build(_model_config(args, 2, cfg.context_length), cfg.context_length)  # before the slow part
     data = _data_settings(args)
@@ -426,16 +483,18 @@ def cmd_train(args) -> int:
     train_tokens, val_tokens, chars_per_token = _tokens(tokenizer, train_text, val_text, cfg)
     torch.manual_seed(cfg.seed)  # the model's initialisation
     model = _build(_model_config(args, tokenizer.vocab_size, cfg.context_length), cfg.context_length)
-    print(f"{args.model}: {model.num_parameters():,} parameters; {len(train_tokens):,} training and "
-          f"{len(val_tokens):,} validation tokens ({tokenizer.vocab_size} ids); {cfg.steps} updates of "
-          f"{cfg.batch_size} x {cfg.context_length} tokens -> {out}")
-    hooks = [_evaluate_hook(val_tokens, cfg, run, chars_per_token),
+    if main_rank:
+        print(f"{args.model}: {model.num_parameters():,} parameters; {len(train_tokens):,} training "
+              f"and {len(val_tokens):,} validation tokens ({tokenizer.vocab_size} ids); {cfg.steps} "
+              f"updates of {cfg.batch_size} x {cfg.context_length} tokens -> {out}")
+    hooks = [_evaluate_hook(val_tokens, cfg, run, chars_per_token, log=main_rank),
              Checkpoint(out, every=run["checkpoint_every"], tokenizer=tokenizer,
                         extra={"data": data, "run": run})]
     if until is not None:
         hooks.append(StopAt(until))
-    train(model, train_tokens, cfg, hooks=hooks, progress=not args.no_progress)
-    print(f"saved {out}")
+    _train(args, model, train_tokens, cfg, env, hooks=hooks)
+    if main_rank:
+        print(f"saved {out}")
     return 0
 
 
@@ -453,20 +512,24 @@ def cmd_resume(args) -> int:
     except ValueError as e:
         raise CLIError(_as_option(e)) from None
     _check_device(cfg.device)
+    env = _distributed_env(args, cfg)
+    main_rank = env is None or env.rank == 0
     if cfg.steps <= ck.state.step:
         raise CLIError(f"--steps: {args.run} is already at step {ck.state.step}; pass --steps N with "
                        f"N > {ck.state.step} to train further")
     until = _until(args, cfg, ck.state.step)
     train_text, val_text = _load_texts(ck.extra["data"])
     train_tokens, val_tokens, chars_per_token = _tokens(ck.tokenizer, train_text, val_text, cfg)
-    print(f"resuming {args.run} at step {ck.state.step} of {cfg.steps}")
-    hooks = [_evaluate_hook(val_tokens, cfg, ck.extra["run"], chars_per_token),
+    if main_rank:
+        print(f"resuming {args.run} at step {ck.state.step} of {cfg.steps}")
+    hooks = [_evaluate_hook(val_tokens, cfg, ck.extra["run"], chars_per_token, log=main_rank),
              Checkpoint(args.run, every=ck.extra["run"]["checkpoint_every"], tokenizer=ck.tokenizer,
                         extra=ck.extra)]
     if until is not None:
         hooks.append(StopAt(until))
-    train(ck.model, train_tokens, cfg, state=ck.state, hooks=hooks, progress=not args.no_progress)
-    print(f"saved {args.run}")
+    _train(args, ck.model, train_tokens, cfg, env, state=ck.state, hooks=hooks)
+    if main_rank:
+        print(f"saved {args.run}")
     return 0
 
 

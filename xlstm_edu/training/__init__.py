@@ -5,9 +5,12 @@
   :class:`Checkpoint`, :class:`StopAt`, :class:`TimeBudget`);
 - :func:`evaluate`: the mean cross-entropy on fixed windows (validation);
 - :func:`lr_at`: the schedule as a pure function of the step;
-- :func:`save_checkpoint` / :func:`load_checkpoint`: a run saved and resumed exactly.
+- :func:`save_checkpoint` / :func:`load_checkpoint`: a run saved and resumed exactly;
+- :mod:`~xlstm_edu.training.distributed`: the same run on several processes (``torchrun``, DDP):
+  :func:`distributed_from_env`, :func:`setup_distributed`, then ``train(..., distributed=...)``.
 
-Layers inside: ``state`` (config, state, RNGs) <- ``checkpoint`` <- ``loop`` <- ``hooks``.
+Layers inside: ``state`` (config, state, RNGs) <- ``checkpoint``, ``distributed`` <- ``loop`` <-
+``hooks``.
 """
 
 from .checkpoint import (
@@ -18,6 +21,9 @@ from .checkpoint import (
     load_weights,
     save_checkpoint,
 )
+from .distributed import Distributed
+from .distributed import from_env as distributed_from_env
+from .distributed import setup as setup_distributed
 from .hooks import Checkpoint, Evaluate, StopAt, TimeBudget
 from .loop import IGNORE_INDEX, Hook, Run, evaluate, make_optimizer, train
 from .schedule import lr_at
@@ -26,6 +32,7 @@ from .state import TrainConfig, TrainState, resolve_device
 __all__ = [
     "Checkpoint",
     "CheckpointError",
+    "Distributed",
     "Evaluate",
     "Hook",
     "IGNORE_INDEX",
@@ -36,6 +43,7 @@ __all__ = [
     "TrainConfig",
     "TrainState",
     "check_checkpoint_dir",
+    "distributed_from_env",
     "evaluate",
     "load_checkpoint",
     "load_weights",
@@ -43,5 +51,6 @@ __all__ = [
     "make_optimizer",
     "resolve_device",
     "save_checkpoint",
+    "setup_distributed",
     "train",
 ]

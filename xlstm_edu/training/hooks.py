@@ -115,7 +115,8 @@ class Evaluate(Hook):
 class Checkpoint(Hook):
     """Save the run to the directory ``path`` every ``every`` updates (0: only at the end) and when
     the loop stops (:func:`~xlstm_edu.training.checkpoint.save_checkpoint`; ``tokenizer`` and ``extra``
-    are stored with it)."""
+    are stored with it). In a multi-process run rank 0 writes it and the other ranks wait until it
+    is written."""
 
     def __init__(self, path, *, every: int = 0, tokenizer=None, extra: dict | None = None):
         self.path = Path(path)
@@ -123,9 +124,12 @@ class Checkpoint(Hook):
         self.tokenizer, self.extra = tokenizer, extra
 
     def save(self, run: Run) -> None:
-        run.snapshot()
-        save_checkpoint(self.path, run.model, run.cfg, run.state, tokenizer=self.tokenizer,
-                        extra=self.extra)
+        if run.distributed is None or run.distributed.is_main:
+            run.snapshot()
+            save_checkpoint(self.path, run.model, run.cfg, run.state, tokenizer=self.tokenizer,
+                            extra=self.extra)
+        if run.distributed is not None:
+            run.distributed.barrier()
 
     def on_step(self, run: Run) -> None:
         if self.every and run.state.step % self.every == 0 and run.state.step < run.total_steps:

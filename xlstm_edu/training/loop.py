@@ -11,6 +11,10 @@ All randomness comes from state that is checkpointed (:class:`~xlstm_edu.trainin
 a dedicated ``torch.Generator`` samples the batches, the global torch RNG drives dropout, and both are
 restored on resume, so that (train N steps, save, load, train N more) gives exactly the losses of 2N
 steps in one go (on CPU; CUDA kernels may be non-deterministic).
+
+With ``distributed=`` (:mod:`~xlstm_edu.training.distributed`, under ``torchrun``) the same loop runs
+on every rank: each rank draws the global batch and keeps its slice, ``DistributedDataParallel``
+averages the gradients, and the hooks' stop decisions and schedule are rank 0's.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from tqdm.auto import tqdm
 from ..blocks.components import CausalConv1d, LinearHeadwise
 from ..data.loader import IGNORE_INDEX, as_token_tensor, sample_windows
 from ..lstm import LSTM
+from .distributed import Distributed, local_batch_size
 from .schedule import lr_at
 from .state import TrainConfig, TrainState, capture_rng, resolve_device, restore_rng
 
@@ -103,6 +108,8 @@ class Run:
     loss: float = math.nan  # the last update's training loss (nats)
     grad_norm: float = math.nan  # the last update's gradient norm, before clipping
     lr: float = math.nan  # the last update's learning rate
+    distributed: Distributed | None = None  # the process group of a multi-process run
+    ddp_model: nn.Module | None = None  # `model` inside DistributedDataParallel (for the updates)
 
     @property
     def total_steps(self) -> int:
@@ -135,7 +142,8 @@ class Hook:
 
 
 def train(model: nn.Module, data, cfg: TrainConfig, *, state: TrainState | None = None,
-          hooks: Sequence[Hook] = (), progress: bool | None = True) -> TrainState:
+          hooks: Sequence[Hook] = (), progress: bool | None = True,
+          distributed: Distributed | None = None) -> TrainState:
     """Train ``model`` on ``data`` until ``cfg.steps`` updates (or a hook stops it); return the state.
 
     Args:
@@ -149,15 +157,23 @@ def train(model: nn.Module, data, cfg: TrainConfig, *, state: TrainState | None 
             batch sampler with ``cfg.seed`` and the global torch RNG (dropout) with ``cfg.seed + 1``.
         hooks: :class:`Hook` objects (evaluation, logging, checkpoints, stopping: see
             :mod:`xlstm_edu.training.hooks`).
-        progress: a tqdm bar with the loss and tokens/s (``None``: only on a terminal).
+        progress: a tqdm bar with the loss and tokens/s (``None``: only on a terminal); on rank 0
+            only.
+        distributed: the process group of a data-parallel run
+            (:func:`~xlstm_edu.training.distributed.setup`; call ``train`` on every rank with the
+            same arguments): ``cfg.batch_size`` is the global batch, split over the ranks; the
+            model runs on ``distributed.device``. ``None``: one process.
 
     Raises ``ValueError`` before any update for data the model cannot read (windows longer than a
-    Transformer's positions) and ``FloatingPointError`` when the loss stops being finite (the last
-    checkpoint, if any, is left as it was).
+    Transformer's positions) or a global batch the world size does not divide, and
+    ``FloatingPointError`` when the loss stops being finite (the last checkpoint, if any, is left as
+    it was).
     """
-    run, sample = _start(model, data, cfg, state)
+    run, sample = _start(model, data, cfg, state, distributed)
     for hook in hooks:
         hook.on_start(run)
+    if distributed is not None and not distributed.is_main:
+        progress = False
     bar = tqdm(total=run.total_steps, initial=run.state.step, unit="step", dynamic_ncols=True,
                disable=None if progress is None else not progress)
     session_start = time.perf_counter()
@@ -175,6 +191,9 @@ def train(model: nn.Module, data, cfg: TrainConfig, *, state: TrainState | None 
                             tok_s=f"{run.state.step * run.tokens_per_step / run.state.train_s:,.0f}"
                             if run.state.train_s else "-", refresh=False)
             stops = [bool(hook.on_step(run)) for hook in hooks]  # every hook sees every update
+            if distributed is not None:  # timings differ between ranks: rank 0 decides for all
+                stop_0, planned = distributed.from_main([any(stops), run.state.schedule_steps or 0])
+                stops, run.state.schedule_steps = [bool(stop_0)], planned or None
             stop = any(stops) or run.state.step >= run.total_steps
         run.state.elapsed_s = elapsed_before + time.perf_counter() - session_start
         run.snapshot()  # the state alone continues the run (in memory, or after a checkpoint)
@@ -185,12 +204,19 @@ def train(model: nn.Module, data, cfg: TrainConfig, *, state: TrainState | None 
     return run.state
 
 
-def _start(model: nn.Module, data, cfg: TrainConfig, state: TrainState | None):
+def _start(model: nn.Module, data, cfg: TrainConfig, state: TrainState | None,
+           distributed: Distributed | None = None):
     """Check the data against the model, move both to the device, build the optimizer and the batch
-    sampler, restore (or seed) the RNGs. Returns the :class:`Run` and ``sample(generator)``."""
+    sampler, restore (or seed) the RNGs; with ``distributed``, wrap the model in DDP. Returns the
+    :class:`Run` and ``sample(generator)`` (the global batch)."""
     if not isinstance(cfg, TrainConfig):
         raise ValueError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
-    device = resolve_device(cfg.device)
+    if distributed is not None:
+        if not isinstance(distributed, Distributed):
+            raise ValueError(f"distributed must be a Distributed (training.distributed.setup), got "
+                             f"{type(distributed).__name__}")
+        local_batch_size(cfg.batch_size, distributed.world_size)
+    device = resolve_device(cfg.device) if distributed is None else distributed.device
     if callable(data):
         sample = data
     else:
@@ -222,7 +248,8 @@ def _start(model: nn.Module, data, cfg: TrainConfig, state: TrainState | None):
         restore_rng(state.rng, batch_generator)
     model.train()
     run = Run(model, cfg, state, optimizer, batch_generator, device,
-              tokens_per_step=cfg.batch_size * cfg.context_length)
+              tokens_per_step=cfg.batch_size * cfg.context_length, distributed=distributed,
+              ddp_model=None if distributed is None else distributed.wrap(model))
     return run, sample
 
 
@@ -233,10 +260,13 @@ def _update(run: Run, sample: Callable) -> None:
                    total_steps=run.total_steps)
     for group in run.optimizer.param_groups:
         group["lr"] = run.lr
-    x, y = sample(run.batch_generator)  # e.g. (B, S) each
-    loss = _loss(run.model(x.to(run.device)), y.to(run.device))
+    x, y = sample(run.batch_generator)  # the (global) batch, e.g. (B, S) each
     run.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    if run.distributed is None:
+        loss = _loss(run.model(x.to(run.device)), y.to(run.device))
+        loss.backward()
+    else:
+        loss = _sharded_loss_backward(run, x, y)
     max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf  # inf: measure, do not clip
     run.grad_norm = float(nn.utils.clip_grad_norm_(run.model.parameters(), max_norm))
     run.loss = loss.item()
@@ -247,3 +277,19 @@ def _update(run: Run, sample: Callable) -> None:
     state.step += 1
     state.loss_sum += run.loss
     state.loss_count += 1
+
+
+def _sharded_loss_backward(run: Run, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """This rank's part of the global batch ``x, y (B, S)``: forward and backward through DDP; returns
+    the global batch's mean loss (the same on every rank).
+
+    Rank ``r`` differentiates ``world_size * (sum of its targets' losses) / N``, ``N`` the targets of
+    the whole batch (known to every rank, which holds it all); DDP averages the gradients over the
+    ranks, which gives the gradient of the global mean, also when ignored targets are spread unevenly.
+    """
+    d = run.distributed
+    n_targets = max(int((y != IGNORE_INDEX).sum()), 1)
+    xr, yr = d.shard(x).to(run.device), d.shard(y).to(run.device)  # (B / world_size, S) each
+    local = _loss(run.ddp_model(xr), yr, reduction="sum") * (d.world_size / n_targets)
+    local.backward()  # DDP: the gradients are averaged over the ranks here
+    return d.sum(local) / d.world_size
