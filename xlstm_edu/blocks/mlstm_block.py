@@ -38,6 +38,7 @@ from .components import (
     bias_linspace_,
     check_block_input,
     check_block_state,
+    headwise_linear,
     small_init_,
     wang_init_,
 )
@@ -136,14 +137,47 @@ class mLSTMBlock(nn.Module):
     # --- the shared parts of forward and step ------------------------------------------------------
 
     def _qkv_gates(self, a: torch.Tensor, a_conv: torch.Tensor):
-        """q, k, v ``(..., U)`` and gate pre-activations ``(..., NH)`` from the two branch inputs."""
-        q, k, v = self.q_proj(a_conv), self.k_proj(a_conv), self.v_proj(a)
-        qkv = torch.cat([q, k, v], dim=-1)  # (..., 3U)
-        return q, k, v, self.igate(qkv), self.fgate(qkv)
+        """q, k, v ``(..., U)`` and the gate pre-activations, transposed: ``(2 NH, N)`` (input gate
+        rows first, ``N`` the flattened leading axes), from the two branch inputs.
 
-    def _output(self, x, h, a_conv, b):
-        """Residual output from the cell output h ``(..., NH, DH)`` and the branches ``(..., U)``."""
-        h = self.outnorm(h).flatten(-2)  # (..., NH, DH) -> (..., U)
+        Fused, with the official arithmetic: q and k (both from ``a_conv``) in one block-diagonal
+        product; both gates ``Linear([q, k, v])`` as one ``(2 NH, 3U)`` map applied to q, k and v in
+        turn (so ``[q, k, v]`` is never concatenated), and transposed, so that the weight gradient is
+        the well-shaped ``(2 NH, N) @ (N, U)`` and ``(B, NH, S)`` gates are a view.
+        """
+        if not self._fused():  # hooks on the submodules (shape traces) see each of them called
+            q, k, v = self.q_proj(a_conv), self.k_proj(a_conv), self.v_proj(a)
+            qkv = torch.cat([q, k, v], dim=-1)  # (..., 3U)
+            gates = torch.cat([self.igate(qkv), self.fgate(qkv)], dim=-1)  # (..., 2 NH)
+            return q, k, v, gates.flatten(0, -2).t()
+        q, k = headwise_linear(a_conv, self.q_proj.weight, self.k_proj.weight)
+        (v,) = headwise_linear(a, self.v_proj.weight)
+        if self.q_proj.bias is not None:
+            q, k, v = q + self.q_proj.bias, k + self.k_proj.bias, v + self.v_proj.bias
+        U = self.inner_dim
+        w = torch.cat([self.igate.weight, self.fgate.weight])  # (2 NH, 3U): columns [q | k | v]
+        bias = torch.cat([self.igate.bias, self.fgate.bias])[:, None]  # (2 NH, 1)
+        gates_t = torch.addmm(bias, w[:, :U], q.flatten(0, -2).t())  # (2 NH, N)
+        gates_t = torch.addmm(gates_t, w[:, U:2 * U], k.flatten(0, -2).t())
+        gates_t = torch.addmm(gates_t, w[:, 2 * U:], v.flatten(0, -2).t())
+        return q, k, v, gates_t
+
+    def _fused(self) -> bool:
+        """Whether the fused path may skip calling the submodules: not when one of them has hooks."""
+        mods = (self.q_proj, self.k_proj, self.v_proj, self.igate, self.fgate, self.outnorm)
+        return not (nn.modules.module._global_forward_hooks
+                    or nn.modules.module._global_forward_pre_hooks
+                    or any(m._forward_hooks or m._forward_pre_hooks for m in mods))
+
+    def _output(self, x, h, a_conv, b, heads_axis=-2):
+        """Residual output from the cell output h (heads on ``heads_axis``, ``DH`` last: ``(B, NH, S,
+        DH)`` from a sequence form, ``(B, NH, DH)`` from a step) and the branches ``(..., U)``."""
+        if heads_axis != -2 and not self._fused():
+            h, heads_axis = h.movedim(heads_axis, -2), -2  # the norm sees (B, S, NH, DH), as before
+        h = self.outnorm(h, heads_axis=heads_axis)
+        if heads_axis != -2:
+            h = h.movedim(heads_axis, -2)  # (B, NH, S, DH) -> (B, S, NH, DH)
+        h = h.flatten(-2)  # (..., NH, DH) -> (..., U)
         h = (h + self.learnable_skip * a_conv) * F.silu(b)
         return x + self.dropout(self.proj_down(h))
 
@@ -158,9 +192,10 @@ class mLSTMBlock(nn.Module):
         a, b = self.proj_up(self.norm(x)).split(self.inner_dim, dim=-1)  # (B, S, U) each
         a_conv, conv_state = self.conv1d(a, None if state is None else state.conv)
         a_conv = F.silu(a_conv)
-        q, k, v, i_pre, f_pre = self._qkv_gates(a, a_conv)
+        q, k, v, gates_t = self._qkv_gates(a, a_conv)
         q, k, v = (t.reshape(B, S, NH, DH).transpose(1, 2) for t in (q, k, v))  # (B, NH, S, DH)
-        i_pre, f_pre = i_pre.transpose(1, 2), f_pre.transpose(1, 2)  # (B, NH, S)
+        # (2 NH, B * S) -> (B, 2 NH, S) -> (B, NH, S) each
+        i_pre, f_pre = gates_t.view(2 * NH, B, S).transpose(0, 1).split(NH, dim=1)
 
         use_state = state is not None or return_state
         if self.backend == "parallel" and not use_state:
@@ -174,23 +209,30 @@ class mLSTMBlock(nn.Module):
             else:
                 h, cell_state = mlstm.chunkwise_torch(q, k, v, i_pre, f_pre, self.chunk_size, init,
                                                       eps=self.eps)
-        y = self._output(x, h.transpose(1, 2), a_conv, b)  # h: (B, NH, S, DH) -> (B, S, NH, DH)
+        y = self._output(x, h, a_conv, b, heads_axis=1)  # h: (B, NH, S, DH)
         if return_state:
             return y, mLSTMBlockState(conv_state, *cell_state)
         return y
 
-    def step(self, x_t: torch.Tensor, state: mLSTMBlockState | None = None):
-        """One step: x_t ``(B, E)`` -> ``y_t (B, E), new state`` (constant memory)."""
-        check_block_input(x_t, self.embedding_dim, 2, "(B, E)")
+    def step(self, x_t: torch.Tensor, state: mLSTMBlockState | None = None, *, check: bool = True):
+        """One step: x_t ``(B, E)`` -> ``y_t (B, E), new state`` (constant memory).
+
+        ``check=False`` skips the input and state checks (a generation loop after its first step,
+        whose state comes from the previous call).
+        """
+        if check:
+            check_block_input(x_t, self.embedding_dim, 2, "(B, E)")
         B = x_t.shape[0]
         if state is None:
             state = self.zero_state(B, x_t)
-        check_block_state(self, state, B, x_t)
+        elif check:
+            check_block_state(self, state, B, x_t)
         a, b = self.proj_up(self.norm(x_t)).split(self.inner_dim, dim=-1)  # (B, U) each
         a_conv, conv_state = self.conv1d.step(a, state.conv)
         a_conv = F.silu(a_conv)
-        q, k, v, i_pre, f_pre = self._qkv_gates(a, a_conv)
+        q, k, v, gates_t = self._qkv_gates(a, a_conv)
         q, k, v = (t.reshape(B, self.num_heads, self.head_dim) for t in (q, k, v))  # (B, NH, DH)
+        i_pre, f_pre = gates_t.t().split(self.num_heads, dim=1)  # (2 NH, B) -> (B, NH) each
         h, (c, n, m) = mlstm.step_torch(state.c, state.n, state.m, q, k, v, i_pre, f_pre, self.eps)
         return self._output(x_t, h, a_conv, b), mLSTMBlockState(conv_state, c, n, m)
 
