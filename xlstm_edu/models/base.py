@@ -25,6 +25,11 @@ from tqdm.auto import trange
 
 from .._checks import check_batch, check_int, check_number, check_tokens
 
+#: generation reads a prompt of up to this many tokens one step at a time where a model's step is
+#: cheap (the recurrent models on the CPU), longer ones with one forward pass: a forward pass has a
+#: fixed cost of ~100 steps of a ~1M-parameter model on one CPU thread
+PROMPT_STEPS = 32
+
 
 class ModelConfig:
     """``to_dict`` / ``from_dict`` for the flat config dataclasses of the models; the dict carries a
@@ -140,6 +145,11 @@ def sample_next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int
     ``0`` for the largest (greedy), never ``inf - inf``.
     """
     check_sampling(temperature, top_k)
+    return _sample(logits, temperature, top_k, generator)
+
+
+def _sample(logits: torch.Tensor, temperature: float, top_k: int | None, generator) -> torch.Tensor:
+    """:func:`sample_next_token` without the argument checks."""
     logits = logits.double()
     logits = (logits - logits.amax(-1, keepdim=True)) / temperature  # (B, V), max 0 per row
     if top_k is not None and top_k < logits.shape[-1]:
@@ -149,6 +159,28 @@ def sample_next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
 
+def _sampler(temperature: float, top_k: int | None, generator):
+    """``sample(logits (B, V)) -> tokens (B,)`` with the draws of :func:`sample_next_token`.
+
+    ``top_k=1`` takes the largest logit of each row (``topk``, no softmax and no random draw) when it
+    is unique; a row whose two largest logits are equal (or NaN) goes to :func:`sample_next_token`,
+    which draws among the tied tokens, as before. So the tokens equal :func:`sample_next_token`'s
+    for the same generator; only ``generator`` is not advanced by the greedy steps.
+    """
+    if top_k != 1:
+        return lambda logits: _sample(logits, temperature, top_k, generator)
+
+    def greedy(logits):
+        if logits.shape[-1] < 2:
+            return _sample(logits, temperature, top_k, generator)
+        values, indices = torch.topk(logits, 2, dim=-1)  # (B, 2) each
+        if not bool((values[:, 0] > values[:, 1]).all()):  # a tie (or NaN) in some row
+            return _sample(logits, temperature, top_k, generator)
+        return indices[:, 0]
+
+    return greedy
+
+
 @torch.no_grad()
 def generate_tokens(model: LanguageModel, idx: torch.Tensor, max_new_tokens: int, read_prompt,
                     next_logits, *, temperature: float = 1.0, top_k: int | None = None,
@@ -156,9 +188,10 @@ def generate_tokens(model: LanguageModel, idx: torch.Tensor, max_new_tokens: int
     """The sampling loop shared by every language model of the package.
 
     ``read_prompt(idx (B, S0)) -> (logits (B, V), state)`` reads the prompt; ``next_logits(token (B,),
-    state) -> (logits, state)`` appends one token. Runs ``model`` in eval mode (no dropout) and
-    restores its mode. Every argument is checked before the model runs. Returns int64
-    ``(B, S0 + max_new_tokens)``.
+    state) -> (logits, state)`` appends one token (the models' ``_generation_next`` skips the checks
+    that the prompt's pass made once). Runs ``model`` in eval mode (no dropout) and restores its mode.
+    Every argument is checked before the model runs. The tokens are written into one preallocated
+    int64 ``(B, S0 + max_new_tokens)`` tensor, which is returned.
     """
     check_sampling(temperature, top_k)
     check_int("max_new_tokens", max_new_tokens, minimum=0)
@@ -167,16 +200,20 @@ def generate_tokens(model: LanguageModel, idx: torch.Tensor, max_new_tokens: int
         raise ValueError(f"generator is on {generator.device}, the prompt on {idx.device}")
     if max_new_tokens == 0:
         return idx.clone()
+    B, S0 = idx.shape
+    out = idx.new_empty(B, S0 + max_new_tokens)  # (B, S0 + N), int64
+    out[:, :S0] = idx
+    sample = _sampler(temperature, top_k, generator)
+    steps = trange(max_new_tokens, desc="generate") if progress else range(max_new_tokens)
     was_training = model.training
     model.eval()
     try:
         logits, state = read_prompt(idx)  # (B, V): prediction after the prompt
-        new_tokens = []
-        for t in trange(max_new_tokens, disable=not progress, desc="generate"):
-            token = sample_next_token(logits, temperature, top_k, generator)  # (B,)
-            new_tokens.append(token)
+        for t in steps:
+            token = sample(logits)  # (B,)
+            out[:, S0 + t] = token
             if t + 1 < max_new_tokens:
                 logits, state = next_logits(token, state)  # (B, V)
     finally:
         model.train(was_training)
-    return torch.cat([idx, torch.stack(new_tokens, dim=1)], dim=1)
+    return out

@@ -23,7 +23,7 @@ from torch import nn
 
 from .._checks import check_batch, check_bool, check_int, check_number
 from ..lstm import LSTM
-from .base import LanguageModel, ModelConfig, generate_tokens
+from .base import PROMPT_STEPS, LanguageModel, ModelConfig, generate_tokens
 
 __all__ = [
     "LSTMLMConfig",
@@ -132,10 +132,42 @@ class LSTMLM(LanguageModel):
         return (logits, tuple(new_state)) if return_state else logits
 
     def step(self, token: torch.Tensor, state=None):
-        """One token ``(B,)`` -> ``(logits (B, V), state)``; ``state=None`` starts from zeros."""
+        """One token ``(B,)`` -> ``(logits (B, V), state)``; ``state=None`` starts from zeros.
+
+        Each layer is one call of torch's fused LSTM cell (``torch.lstm_cell``, the ``torch.nn.LSTM``
+        gate order i, f, g, o of the package's cells): equal to ``forward`` on one token.
+        """
         token = self._tokens(token, 1, "(B,)")
-        logits, state = self(token[:, None], state, return_state=True)  # (B, 1, V)
-        return logits[:, 0], state
+        if state is None:
+            zeros = self.token_embedding.weight.new_zeros(token.shape[0], self.config.hidden_size)
+            state = ((zeros, zeros),) * self.config.num_layers
+        else:
+            self._check_layer_states(state, token.shape[0], "(h, c)")
+        return self._generation_next(token, state)
+
+    def _generation_start(self, idx: torch.Tensor):
+        """Read the prompt: up to :data:`~xlstm_edu.models.base.PROMPT_STEPS` tokens one
+        :meth:`step` at a time (torch's fused cell: cheaper than the fixed cost of a forward pass),
+        longer ones by one forward pass (equal to rounding)."""
+        B, S0 = idx.shape
+        if S0 > PROMPT_STEPS:
+            return super()._generation_start(idx)
+        zeros = self.token_embedding.weight.new_zeros(B, self.config.hidden_size)
+        state = ((zeros, zeros),) * self.config.num_layers
+        for t in range(S0):
+            logits, state = self._generation_next(idx[:, t], state)
+        return logits, state
+
+    def _generation_next(self, token: torch.Tensor, state):
+        """:meth:`step` without the checks (the prompt's pass made them)."""
+        x = self.drop(F.embedding(token, self.token_embedding.weight))  # (B, E)
+        new_state = []
+        for layer, (h, c) in zip(self.layers, state):
+            h, c = torch.lstm_cell(x, (h, c), layer.weight_ih, layer.weight_hh, layer.bias_ih,
+                                   layer.bias_hh)  # (B, H) each
+            x = self.drop(h)
+            new_state.append((h, c))
+        return self.head(self.norm(x)), tuple(new_state)  # (B, V)
 
 
 # --- Transformer ------------------------------------------------------------------------------------
@@ -313,6 +345,12 @@ class TransformerLM(LanguageModel):
                 f"({T} cached + {S} new tokens); crop the input to the last context_length tokens "
                 "(generate does) or use a model with a longer context"
             )
+        return self._forward(idx, state, return_state)
+
+    def _forward(self, idx: torch.Tensor, state, return_state: bool):
+        """:meth:`forward` without the checks."""
+        S = idx.shape[1]
+        T = 0 if state is None else state[0][0].shape[2]
         pos = torch.arange(T, T + S, device=idx.device)  # (S,)
         x = self.drop(self.token_embedding(idx) + self.position_embedding(pos))  # (B, S, d)
         new_state = []
@@ -359,7 +397,8 @@ class TransformerLM(LanguageModel):
         C = self.config.context_length
         window = torch.cat([window, token[:, None]], dim=1)[:, -C:]  # (B, <= C)
         if cache is not None and cache[0][0].shape[2] < C:
-            logits, cache = self.step(token, cache)  # (B, V)
+            logits, cache = self._forward(token[:, None], cache, True)  # step, unchecked: (B, 1, V)
+            logits = logits[:, 0]
         else:  # no cache, or the context is full: recompute the window of the last C tokens
             logits, cache = self(window)[:, -1], None  # (B, V)
         return logits, (cache, window)

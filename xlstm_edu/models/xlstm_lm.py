@@ -13,13 +13,14 @@ from dataclasses import dataclass, fields
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_bool, check_int
 from ..blocks.components import small_init_
 from ..blocks.official import official_to_ours
 from ..blocks.stack import xLSTMBlockStack, xLSTMStackConfig
-from .base import LanguageModel, ModelConfig
+from .base import PROMPT_STEPS, LanguageModel, ModelConfig
 
 
 @dataclass
@@ -78,8 +79,28 @@ class xLSTMLM(LanguageModel):
         """One token per row: token ``(B,)`` -> ``(logits (B, V), state)``; ``state=None`` starts
         empty."""
         token = self._tokens(token, 1, "(B,)")
-        x, state = self.stack.step(self.token_embedding(token), state)  # (B, E)
+        x, state = self.stack.step(self.token_embedding(token), state)  # (B, E); checks the state
         return self.lm_head(x), state
+
+    def _generation_start(self, idx: torch.Tensor):
+        """Read the prompt: the state goes into a :class:`~xlstm_edu.blocks.stack.StackStepper`
+        (checked and prepared once). A prompt of at most :data:`~.base.PROMPT_STEPS` tokens is stepped
+        through when the stepper runs compiled (cheaper than a forward pass's fixed cost); a longer
+        one, or on other devices, is read by one forward pass (equal to rounding)."""
+        B, S0 = idx.shape
+        if S0 <= PROMPT_STEPS:
+            stepper = self.stack.stepper(self.stack.zero_state(B, self.token_embedding.weight))
+            if stepper.compiled:
+                for t in range(S0):
+                    y = stepper(F.embedding(idx[:, t], self.token_embedding.weight))  # (B, E)
+                return self.lm_head(y), stepper
+        logits, state = self(idx, return_state=True)  # (B, S, V)
+        return logits[:, -1], self.stack.stepper(state)
+
+    def _generation_next(self, token: torch.Tensor, stepper):
+        """One unchecked step: token ``(B,)`` (sampled, so valid) -> logits ``(B, V)``."""
+        x = F.embedding(token, self.token_embedding.weight)  # (B, E)
+        return self.lm_head(stepper(x)), stepper
 
     def load_official_state_dict(self, official_state_dict: dict) -> xLSTMLM:
         """Copy the weights of an official ``xlstm.xLSTMLMModel`` (its ``state_dict()``).
