@@ -66,7 +66,7 @@ def test_record_cell_calls_outermost_only_and_steps():
         _forward(block, x)
         xb.run_steps(block, x[:, :2])
     # recurrent_torch loops over step_torch: those inner calls are not recorded
-    assert [c.name for c in calls] == ["slstm.recurrent_torch", "slstm.step_torch", "slstm.step_torch"]
+    assert [c.name for c in calls] == ["slstm.recurrent_fused", "slstm.step_torch", "slstm.step_torch"]
     m_block = xb.make_block("mlstm", E, NH)
     with xb.record_cell_calls() as calls:
         xb.run_steps(m_block, x[:, :3])
@@ -74,11 +74,13 @@ def test_record_cell_calls_outermost_only_and_steps():
 
 
 def test_record_cell_calls_restores_functions_after_an_error():
-    originals = (mlstm.chunkwise_torch, mlstm.step_torch, slstm.recurrent_torch, slstm.step_torch)
+    originals = (mlstm.chunkwise_torch, mlstm.step_torch, slstm.recurrent_fused, slstm.recurrent_torch,
+                 slstm.step_torch)
     with pytest.raises(RuntimeError), xb.record_cell_calls():
         assert mlstm.chunkwise_torch is not originals[0]  # wrapped inside
         raise RuntimeError("boom")
-    restored = (mlstm.chunkwise_torch, mlstm.step_torch, slstm.recurrent_torch, slstm.step_torch)
+    restored = (mlstm.chunkwise_torch, mlstm.step_torch, slstm.recurrent_fused, slstm.recurrent_torch,
+                slstm.step_torch)
     assert restored == originals
 
 
@@ -97,7 +99,7 @@ def test_trace_shapes_rows(kind):
     names = [name for name, _ in rows]
     shapes = dict(rows)
     assert rows[0] == ("x", (3, 7, E)) and rows[-1] == ("y", (3, 7, E))
-    cell = "mlstm.chunkwise_torch(...)" if kind == "mlstm" else "slstm.recurrent_torch(...)"
+    cell = "mlstm.chunkwise_torch(...)" if kind == "mlstm" else "slstm.recurrent_fused(...)"
     assert shapes[cell] == (3, NH, 7, block.head_dim)
     assert names.index("conv1d") < names.index(cell) < names.index("outnorm")  # order computed
     width = block.inner_dim if kind == "mlstm" else E

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from xlstm_edu import slstm
+from xlstm_edu import official, slstm
 from xlstm_edu.experiments import slstm as ex
 
 
@@ -88,3 +89,38 @@ def test_max_differences_rows_and_table():
     assert len(table) == 1 + len(errors) and table[0].split()[-2:] == ["float64", "float32"]
     only64 = ex.max_differences(gates, R, state, cut=5, dtypes=(np.float64,), with_official=False)
     assert list(next(iter(only64.values()))) == ["float64"]
+
+
+def test_time_training_paths_and_table():
+    threads = torch.get_num_threads()
+    times = ex.time_training_paths(B=1, NH=2, DH=3, S=5, rounds=1, repeats=1, warmup=1,
+                                   with_official=False)
+    assert torch.get_num_threads() == threads  # restored
+    assert list(times) == ["fused kernels", "torch reference loop"]
+    assert all(t > 0 for t in times.values())
+    forward = ex.time_training_paths(B=1, NH=2, DH=3, S=5, rounds=1, repeats=1, backward=False,
+                                     with_official=False)
+    assert list(forward) == list(times)
+    table = ex.training_speed_table(times).splitlines()
+    assert len(table) == 1 + len(times) and table[1].endswith("1.0x")
+
+
+def test_official_vanilla_autograd_equals_the_adapter():
+    if not official.available("xlstm"):
+        pytest.skip("xlstm not installed")
+    gates, R = ex.random_inputs(2, 2, 6, 3, seed=5)
+    h_adapter = official.vanilla_slstm(*gates, R)
+    leaves = [torch.from_numpy(a).requires_grad_(True) for a in (*gates, R)]
+    h = ex.official_vanilla_autograd(*leaves)
+    np.testing.assert_allclose(h.detach().numpy(), h_adapter, rtol=0, atol=1e-14)
+    h.sum().backward()
+    assert all(x.grad is not None for x in leaves)
+
+
+def test_gradient_differences_rows():
+    errors = ex.gradient_differences(B=1, NH=2, S=6, DH=3, with_official=False)
+    assert list(errors) == ["fused - autograd through recurrent_torch"]
+    row = errors["fused - autograd through recurrent_torch"]
+    assert list(row) == list(ex.GRADIENT_INPUTS) and max(row.values()) < 1e-10
+    with pytest.raises(ValueError, match="regime"):
+        ex.gradient_differences(regime="easy")

@@ -290,7 +290,7 @@ def bench_slstm_training(B: int = 16, NH: int = 4, DH: int = 32, S: int = 128, r
     R = 0.1 * torch.randn(NH, DH, 4, DH, generator=g, dtype=dtype)
     impls = {"torch reference loop": lambda *a: slstm.recurrent_torch(*a)[0]}
     if hasattr(slstm, "recurrent_fused"):
-        impls = {"fused (numba fwd + bwd)": slstm.recurrent_fused, **impls}
+        impls = {"fused (numba fwd + bwd)": lambda *a: slstm.recurrent_fused(*a)[0], **impls}
     if official.available("xlstm"):
         impls["official vanilla"] = lambda *a: official.vanilla_slstm(*a, grad=True)
 

@@ -13,6 +13,12 @@ Heads: ``R`` is block-diagonal, one ``(DH, 4, DH)`` block per head (layout of th
 ``xlstm`` vanilla backend: ``R[head, d_in, gate, d_out]``), so memory mixes only inside a head.
 The zero state has ``m = -inf``: the first step sets ``m_1 = raw_i``, as the official code does,
 which keeps ``n > 0`` even for very negative input gates.
+
+Ways to run it: :func:`recurrent_numpy` and :func:`recurrent_torch` are the readable reference loops
+(the torch one differentiable, on any device); :func:`recurrent` dispatches numpy input to the
+compiled forward loop :func:`_recurrent_numba`; :func:`recurrent_fused` is for training on the CPU:
+a ``torch.autograd.Function`` whose forward (:func:`_forward_kernel`) and hand-derived backward
+through time (:func:`_backward_kernel`) each run the whole sequence in one compiled loop.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from numba import njit, prange
+from torch.autograd.function import once_differentiable
 
 from ._checks import backend_of, check_float, check_ndim, check_same_dtype, check_shape
 from ._numba import call_with_threads
@@ -225,3 +232,214 @@ def recurrent(igate_preact, fgate_preact, zgate_preact, ogate_preact, R=None, *,
     else:
         h, state = _recurrent_numpy_fast(gates, R, initial_state)
     return (h, state) if return_state else h
+
+
+# --- training kernels: the whole sequence in one compiled loop, forward and backward ---------------
+
+
+@njit(cache=True, inline="always")
+def _gates_scalar(i_raw, f_raw, z_raw, o_raw, m_prev, one):
+    """The gates of one unit, as :func:`step_torch` computes them, with one ``exp`` per gate.
+
+    ``one`` is 1 in the arrays' dtype (float32 stays float32). Returns ``(i', f', tanh(z~),
+    sigmoid(o~), sigmoid(-f~), w, m_t)``: ``sigmoid(-f~)`` is the derivative of
+    ``log f = logsigmoid(f~)``, and ``w`` the share of ``dm_t`` that goes to ``log f + m_{t-1}`` in
+    ``m_t = max(log f + m_{t-1}, i~)`` (1 or 0; 1/2 at a tie, as torch's ``maximum`` splits it).
+    The maximum makes one of ``i'``, ``f'`` exactly 1, so one ``exp`` gives both; ``log f`` and
+    ``sigmoid(-f~)`` share ``exp(-|f~|)``, and ``tanh`` is written through ``exp(-2|z~|)``
+    (within a few rounding errors of 1 of ``math.tanh``, at a fraction of its cost).
+    """
+    zero, two = one - one, one + one
+    e_f = math.exp(-abs(f_raw))
+    log_f = min(f_raw, zero) - math.log(one + e_f)  # logsigmoid(f~)
+    sig_neg_f = (e_f if f_raw >= zero else one) / (one + e_f)  # sigmoid(-f~)
+    a = log_f + m_prev
+    if a >= i_raw:  # m_t = log f + m_{t-1}: f' = 1
+        m_new, f_act, i_act = a, one, math.exp(i_raw - a)
+        w = one / two if a == i_raw else one
+    else:  # m_t = i~: i' = 1 (m_{t-1} = -inf gives f' = 0)
+        m_new, f_act, i_act, w = i_raw, math.exp(a - i_raw), one, zero
+    e_z = math.exp(-two * abs(z_raw))
+    z = math.copysign((one - e_z) / (one + e_z), z_raw)
+    o = one / (one + math.exp(-o_raw))
+    return i_act, f_act, z, o, sig_neg_f, w, m_new
+
+
+#: LLVM may fuse multiply-adds (both kernels) and reorder the sums of the backward's dot products (so
+#: that they vectorize); never assume finite values: ``m = -inf`` is the empty state.
+_FASTMATH_FORWARD = {"contract"}
+_FASTMATH_BACKWARD = {"contract", "reassoc"}
+
+
+@njit(cache=True, parallel=True, fastmath=_FASTMATH_FORWARD)
+def _forward_kernel(pre, R, h_0, c_0, n_0, m_0, NH, has_R):
+    """:func:`_recurrent_numba` that also keeps what the backward pass needs.
+
+    pre ``(BH, S, 4, DH)`` (gate order i, f, z, o), R ``(NH, DH, 4, DH)``, initial states
+    ``(BH, DH)`` (read only). Returns ``out (BH, S, DH)``; ``hs, cs, ns (BH, S + 1, DH)``, the
+    states at ``t = 0 .. S`` (index 0: the initial state); ``m (BH, DH)``, the last stabilizer; and
+    ``acts (BH, S, 6, DH)``, the outputs of :func:`_gates_scalar` but ``m_t``."""
+    BH, S, _, DH = pre.shape
+    one = np.ones(1, dtype=pre.dtype)[0]
+    R_flat = R.reshape(R.shape[0], R.shape[1], 4 * R.shape[3])  # (NH, DH, 4*DH): gate-major output
+    out = np.empty((BH, S, DH), dtype=pre.dtype)
+    hs = np.empty((BH, S + 1, DH), dtype=pre.dtype)
+    cs = np.empty_like(hs)
+    ns = np.empty_like(hs)
+    m_last = np.empty((BH, DH), dtype=pre.dtype)
+    acts = np.empty((BH, S, 6, DH), dtype=pre.dtype)
+    for bh in prange(BH):
+        head = bh % NH
+        hs[bh, 0] = h_0[bh]
+        cs[bh, 0] = c_0[bh]
+        ns[bh, 0] = n_0[bh]
+        m = m_0[bh].copy()
+        R_head = R_flat[head]  # (DH, 4*DH)
+        raw = np.empty(4 * DH, dtype=pre.dtype)  # (4*DH,): gate-major i~, f~, z~, o~
+        for t in range(S):
+            raw[:] = pre[bh, t].reshape(4 * DH)
+            h_prev = hs[bh, t]
+            for d_in in range(DH if has_R else 0):  # raw += R^T h_{t-1}
+                h_in = h_prev[d_in]
+                R_row = R_head[d_in]
+                for k in range(4 * DH):
+                    raw[k] += h_in * R_row[k]
+            for d in range(DH):
+                i_act, f_act, z, o, sig_neg_f, w, m[d] = _gates_scalar(
+                    raw[d], raw[DH + d], raw[2 * DH + d], raw[3 * DH + d], m[d], one)
+                c = f_act * cs[bh, t, d] + i_act * z
+                n = f_act * ns[bh, t, d] + i_act
+                h = o * c / n
+                cs[bh, t + 1, d], ns[bh, t + 1, d], hs[bh, t + 1, d] = c, n, h
+                out[bh, t, d] = h
+                acts[bh, t, 0, d], acts[bh, t, 1, d] = i_act, f_act
+                acts[bh, t, 2, d], acts[bh, t, 3, d] = z, o
+                acts[bh, t, 4, d], acts[bh, t, 5, d] = sig_neg_f, w
+        m_last[bh] = m
+    return out, hs, cs, ns, m_last, acts
+
+
+@njit(cache=True, parallel=True, fastmath=_FASTMATH_BACKWARD)
+def _backward_kernel(d_out, dh_last, dc_last, dn_last, dm_last, R, hs, cs, ns, acts, NH, has_R):
+    """Backward through time of :func:`_forward_kernel`.
+
+    d_out ``(BH, S, DH)``: the loss gradient of every output h; ``d*_last (BH, DH)``: that of the
+    final state; R ``(NH, DH, 4, DH)``. Returns ``d_pre (BH, S, 4, DH)``, the gradients of the
+    pre-activations (gate order i, f, z, o; R's part included), and ``d_state (4, BH, DH)``, those of
+    the initial ``h, c, n, m``. Rows ``bh`` run in parallel; the gradient of R, a sum of products
+    of ``hs`` and ``d_pre`` over rows and steps, is one matrix product outside."""
+    BH, S, DH = d_out.shape
+    one = np.ones(1, dtype=d_out.dtype)[0]
+    d_pre = np.empty((BH, S, 4, DH), dtype=d_out.dtype)
+    d_state = np.empty((4, BH, DH), dtype=d_out.dtype)  # initial h, c, n, m
+    R_flat = R.reshape(R.shape[0], R.shape[1], 4 * R.shape[3])  # (NH, DH, 4*DH)
+    for bh in prange(BH):
+        head = bh % NH
+        dh = dh_last[bh].copy()  # from step t + 1 through R (at t = S - 1: the final state's h)
+        dc = dc_last[bh].copy()
+        dn = dn_last[bh].copy()
+        dm = dm_last[bh].copy()
+        zero = one - one
+        for t in range(S - 1, -1, -1):
+            for d in range(DH):
+                i_act, f_act = acts[bh, t, 0, d], acts[bh, t, 1, d]
+                z, o = acts[bh, t, 2, d], acts[bh, t, 3, d]
+                c, n, h = cs[bh, t + 1, d], ns[bh, t + 1, d], hs[bh, t + 1, d]
+                dh_t = dh[d] + d_out[bh, t, d]
+                # h = o c / n
+                dc_t = dc[d] + dh_t * o / n
+                dn_t = dn[d] - dh_t * h / n
+                d_o = dh_t * c / n
+                # c = f' c_prev + i' z,  n = f' n_prev + i'
+                d_i = dc_t * z + dn_t
+                d_f = dc_t * cs[bh, t, d] + dn_t * ns[bh, t, d]
+                # i' = exp(i~ - m_t),  f' = exp(log f + m_prev - m_t)
+                g_i = d_i * i_act
+                g_f = d_f * f_act
+                dm_t = dm[d] - g_i - g_f
+                # m_t = max(a, i~) with a = log f + m_prev: w of dm_t to a, the rest to i~
+                w = acts[bh, t, 5, d]
+                d_a = g_f + w * dm_t
+                d_pre[bh, t, 0, d] = g_i + (one - w) * dm_t
+                d_pre[bh, t, 1, d] = d_a * acts[bh, t, 4, d]  # d logsigmoid(x)/dx = sigmoid(-x)
+                d_pre[bh, t, 2, d] = dc_t * i_act * (one - z * z)
+                d_pre[bh, t, 3, d] = d_o * o * (one - o)
+                dc[d] = dc_t * f_act
+                dn[d] = dn_t * f_act
+                dm[d] = d_a
+            g_t = d_pre[bh, t].reshape(4 * DH)
+            for d_in in range(DH):  # dh_prev = R d_pre_t (a dot product per input unit)
+                acc = zero
+                R_row = R_flat[head, d_in]
+                for k in range(4 * DH if has_R else 0):
+                    acc += R_row[k] * g_t[k]
+                dh[d_in] = acc
+        d_state[0, bh], d_state[1, bh], d_state[2, bh], d_state[3, bh] = dh, dc, dn, dm
+    return d_pre, d_state
+
+
+def _as_rows(x, B, NH, DH):
+    """A ``(B, NH, DH)`` tensor as a contiguous numpy ``(B*NH, DH)`` view (no grad)."""
+    return x.detach().contiguous().numpy().reshape(B * NH, DH)
+
+
+class _sLSTMFunction(torch.autograd.Function):
+    """The sLSTM with a hand-derived backward pass (CPU, float32/float64): both run in numba."""
+
+    @staticmethod
+    def forward(ctx, igate_preact, fgate_preact, zgate_preact, ogate_preact, R, h_0, c_0, n_0, m_0):
+        B, NH, S, DH = igate_preact.shape
+        gates = (igate_preact, fgate_preact, zgate_preact, ogate_preact)
+        # (B, NH, S, 4, DH) -> (B*NH, S, 4, DH): one row per batch entry and head
+        pre = torch.stack([g.detach() for g in gates], dim=3).numpy().reshape(B * NH, S, 4, DH)
+        has_R = R is not None
+        R_np = R.detach().contiguous().numpy() if has_R else np.zeros((1, 1, 4, 1), pre.dtype)
+        states = [_as_rows(s, B, NH, DH) for s in (h_0, c_0, n_0, m_0)]
+        work = B * NH * S * DH * (4 * DH if has_R else 8)
+        out, hs, cs, ns, m_last, acts = call_with_threads(
+            _forward_kernel, B * NH, work, pre, R_np, *states, NH, has_R)
+        ctx.saved = (hs, cs, ns, acts, R_np, has_R, (B, NH, S, DH))  # numpy, never handed out
+        shape = (B, NH, DH)
+        final = (hs[:, S].reshape(shape).copy(), cs[:, S].reshape(shape).copy(),
+                 ns[:, S].reshape(shape).copy(), m_last.reshape(shape))
+        return (torch.from_numpy(out).reshape(B, NH, S, DH), *(torch.from_numpy(s) for s in final))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_out, dh_last, dc_last, dn_last, dm_last):
+        hs, cs, ns, acts, R_np, has_R, (B, NH, S, DH) = ctx.saved
+        d_out = d_out.contiguous().numpy().reshape(B * NH, S, DH)
+        finals = [_as_rows(g, B, NH, DH) for g in (dh_last, dc_last, dn_last, dm_last)]
+        work = 2 * B * NH * S * DH * (4 * DH if has_R else 8)
+        d_pre, d_state = call_with_threads(
+            _backward_kernel, B * NH, work, d_out, *finals, R_np, hs, cs, ns, acts, NH, has_R)
+        d_pre = torch.from_numpy(d_pre)  # (B*NH, S, 4, DH)
+        dR = None
+        if has_R:  # dR[head] = sum over b, t of h_{t-1} d_pre_t^T: (BH, DH, S) @ (BH, S, 4*DH)
+            h_prev = torch.from_numpy(hs)[:, :S].transpose(1, 2)
+            dR = torch.bmm(h_prev, d_pre.reshape(B * NH, S, 4 * DH))  # (BH, DH, 4*DH)
+            dR = dR.reshape(B, NH, DH, 4, DH).sum(dim=0)
+        d_pre = d_pre.reshape(B, NH, S, 4, DH)
+        d_state = torch.from_numpy(d_state).reshape(4, B, NH, DH)
+        return (*d_pre.unbind(dim=3), dR, *d_state.unbind(0))
+
+
+def recurrent_fused(igate_preact, fgate_preact, zgate_preact, ogate_preact, R=None,
+                    initial_state=None):
+    """:func:`recurrent_torch` with compiled forward and backward passes (same arguments, same result).
+
+    Torch tensors in and out, differentiable in every input (the pre-activations, ``R`` and the
+    initial state ``(h, c, n, m)``; default :func:`zero_state`). On the CPU in float32/float64 the
+    sequence runs in :func:`_forward_kernel` and the gradients come from :func:`_backward_kernel`;
+    anything else (CUDA, half precision) runs the readable :func:`recurrent_torch`.
+    Returns ``h (B, NH, S, DH), (h, c, n, m)``.
+    """
+    gates = (igate_preact, fgate_preact, zgate_preact, ogate_preact)
+    if _validate(gates, R, initial_state) != "torch":
+        raise ValueError("recurrent_fused takes torch tensors (numpy arrays: use slstm.recurrent)")
+    if igate_preact.device.type != "cpu" or igate_preact.dtype not in (torch.float32, torch.float64):
+        return recurrent_torch(*gates, R, initial_state)
+    B, NH, _, DH = igate_preact.shape
+    state = initial_state if initial_state is not None else zero_state(B, NH, DH, igate_preact)
+    h, *state = _sLSTMFunction.apply(*gates, R, *state)
+    return h, tuple(state)

@@ -10,6 +10,10 @@
     x      = x + MultiHeadLayerNorm(dropout(h))
     y      = x + GatedFeedForward(LayerNorm(x))           # up-projection after the cell (PF ~4/3)
 
+The cell runs in :func:`xlstm_edu.slstm.recurrent_fused` (``backend="fused"``, the default:
+compiled forward and backward passes on the CPU, the torch reference elsewhere) or in the readable
+torch loop :func:`xlstm_edu.slstm.recurrent_torch` (``backend="torch"``); both compute the same.
+
 The computation is that of the official ``xlstm`` 2.0.6 ``sLSTMBlock`` (``sLSTMLayer`` with
 ``sLSTMCell``, any backend), flattened into one module; :mod:`xlstm_edu.blocks.official` maps the
 names. Official init: gate weights small init, ``R = 0``, forget-gate bias
@@ -37,6 +41,9 @@ from .components import (
     small_init_,
 )
 
+#: How the block runs the cell over a sequence: the compiled kernels or the torch reference loop.
+SLSTM_BACKENDS = ("fused", "torch")
+
 
 class sLSTMBlockState(NamedTuple):
     """Recurrent state of one sLSTM block (constant size in the sequence length)."""
@@ -58,15 +65,21 @@ class sLSTMBlock(nn.Module):
         conv1d_kernel_size: K, taps of the causal convolution feeding the i and f gates.
         dropout: dropout on the sLSTM output (before the group norm) and in the feed-forward.
         block_idx, num_blocks: position in the stack (for the forget-gate bias and ``wang_init_``).
+        backend: ``"fused"`` (:func:`xlstm_edu.slstm.recurrent_fused`) or ``"torch"``
+            (:func:`xlstm_edu.slstm.recurrent_torch`) for sequences; an attribute, so it can be
+            switched on a built block. :meth:`step` always runs :func:`xlstm_edu.slstm.step_torch`.
     """
 
     def __init__(self, embedding_dim: int, ff_inner_dim: int, num_heads: int = 4,
                  conv1d_kernel_size: int = 4, dropout: float = 0.0, block_idx: int = 0,
-                 num_blocks: int = 1):
+                 num_blocks: int = 1, backend: str = "fused"):
         super().__init__()
         if embedding_dim % num_heads:
             raise ValueError(f"embedding_dim ({embedding_dim}) must be a multiple of num_heads "
                              f"({num_heads})")
+        if backend not in SLSTM_BACKENDS:
+            raise ValueError(f"backend must be one of {SLSTM_BACKENDS}, got {backend!r}")
+        self.backend = backend
         self.embedding_dim, self.num_heads = embedding_dim, num_heads
         self.head_dim = DH = embedding_dim // num_heads
         self.block_idx, self.num_blocks = block_idx, num_blocks
@@ -127,18 +140,26 @@ class sLSTMBlock(nn.Module):
         x_conv = F.silu(x_conv)
         gates = [g.transpose(1, 2) for g in self._gate_preacts(x_norm, x_conv)]  # (B, NH, S, DH)
         cell_state = None if state is None else tuple(state[1:])
-        h, cell_state = slstm.recurrent_torch(*gates, self.R, cell_state)  # h: (B, NH, S, DH)
+        if self.backend not in SLSTM_BACKENDS:  # the attribute may have been set after __init__
+            raise ValueError(f"backend must be one of {SLSTM_BACKENDS}, got {self.backend!r}")
+        recurrent = slstm.recurrent_fused if self.backend == "fused" else slstm.recurrent_torch
+        h, cell_state = recurrent(*gates, self.R, cell_state)  # h: (B, NH, S, DH)
         y = self._output(x, h.transpose(1, 2))  # (B, S, NH, DH)
         if return_state:
             return y, sLSTMBlockState(conv_state, *cell_state)
         return y
 
-    def step(self, x_t: torch.Tensor, state: sLSTMBlockState | None = None):
-        """One step: x_t ``(B, E)`` -> ``y_t (B, E), new state`` (constant memory)."""
-        check_block_input(x_t, self.embedding_dim, 2, "(B, E)")
+    def step(self, x_t: torch.Tensor, state: sLSTMBlockState | None = None, *, check: bool = True):
+        """One step: x_t ``(B, E)`` -> ``y_t (B, E), new state`` (constant memory).
+
+        ``check=False`` skips validating ``x_t`` and ``state`` (a generation loop whose first step
+        checked them)."""
+        if check:
+            check_block_input(x_t, self.embedding_dim, 2, "(B, E)")
         if state is None:
             state = self.zero_state(x_t.shape[0], x_t)
-        check_block_state(self, state, x_t.shape[0], x_t)
+        elif check:
+            check_block_state(self, state, x_t.shape[0], x_t)
         x_norm = self.norm(x_t)
         x_conv, conv_state = self.conv1d.step(x_norm, state.conv)
         gates = self._gate_preacts(x_norm, F.silu(x_conv))  # (B, NH, DH) each
@@ -147,4 +168,4 @@ class sLSTMBlock(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"embedding_dim={self.embedding_dim}, num_heads={self.num_heads}, "
-                f"block_idx={self.block_idx}")
+                f"block_idx={self.block_idx}, backend={self.backend!r}")

@@ -43,7 +43,7 @@ BLOCK_KINDS = ("slstm", "mlstm")
 #: Cell functions a block may call, per cell module (the names the blocks look up at call time).
 CELL_FUNCTIONS = {
     "mlstm": ("parallel_torch", "chunkwise_torch", "recurrent_torch", "step_torch"),
-    "slstm": ("recurrent_torch", "step_torch"),
+    "slstm": ("recurrent_fused", "recurrent_torch", "step_torch"),
 }
 _CELL_MODULES = {"mlstm": mlstm, "slstm": slstm}
 
@@ -105,7 +105,8 @@ def record_cell_calls():
     The blocks look the cell functions up on ``xlstm_edu.mlstm`` and ``xlstm_edu.slstm`` at call time,
     so wrapping those module attributes sees every call; the originals are restored on exit (also after
     an exception). Calls made *inside* a recorded call (``slstm.recurrent_torch`` looping over
-    ``step_torch``) are not recorded. Yields the list of :class:`CellCall`, filled as the block runs.
+    ``step_torch``, or ``recurrent_fused`` falling back to it) are not recorded. Yields the list of
+    :class:`CellCall`, filled as the block runs.
     """
     calls: list[CellCall] = []
     depth = [0]
@@ -506,8 +507,8 @@ DIAGRAMS = {
              Box("f", "$W_f$ (headwise)", "linear", "fgate", "(B, S, E)"),
              Box("z", "$W_z$ (headwise)", "linear", "zgate", "(B, S, E)"),
              Box("o", "$W_o$ (headwise)", "linear", "ogate", "(B, S, E)")),
-            (Box("cell", "sLSTM cell (slstm.recurrent_torch): NH heads\n$R$ mixes inside a head",
-                 "cell", "slstm.recurrent_torch(...)", "(B, NH, S, DH)", over=("i", "o"), span=True),),
+            (Box("cell", "sLSTM cell (slstm.recurrent_fused): NH heads\n$R$ mixes inside a head",
+                 "cell", "slstm.recurrent_fused(...)", "(B, NH, S, DH)", over=("i", "o"), span=True),),
             (Box("outnorm", "GroupNorm (per head)", "norm", "outnorm", "(B, S, NH, DH)"),),
             (Box("res1", "+", "op"),),
             (Box("ffn_norm", "LayerNorm", "norm", "ffn_norm", "(B, S, E)"),),

@@ -7,6 +7,11 @@
   torch against the reference loop, a split run against one run, the official code) as one table;
 * :func:`time_recurrent_paths`, :func:`speed_table`: per-step time of the numpy reference loop,
   the numba kernel and the torch loop;
+* :func:`gradient_differences`: the fused kernels' gradients (``slstm.recurrent_fused``) against
+  autograd through the torch reference loop and through the official vanilla backend
+  (:func:`official_vanilla_autograd`), for every input;
+* :func:`time_training_paths`, :func:`training_speed_table`: forward+backward time of the fused
+  kernels, the torch reference loop and the official vanilla backend;
 * :func:`impulse_response`: a pulse into one unit, with and without memory mixing (``R = 0``), to see
   how ``R`` spreads it inside a head and never across heads.
 
@@ -19,7 +24,7 @@ import numpy as np
 import torch
 
 from .. import official, slstm
-from ..timing import median_time
+from ..timing import interleaved_medians, limited_threads, median_time
 
 
 def random_inputs(B, NH, S, DH, *, seed=0, dtype=np.float64, r_scale=1.0, fgate_bias=0.0):
@@ -188,3 +193,110 @@ def impulse_response(R, *, S=60, pulses=((0, 0),), t_on=5, t_off=10, pulse=3.0, 
         z[0, head, t_on:t_off, unit] = pulse
     f = zeros + fgate_bias
     return slstm.recurrent(zeros, f, z, zeros.copy(), R)[0]
+
+
+# --- training: gradients and forward+backward time --------------------------------------------------
+
+#: The inputs of ``slstm.recurrent_fused`` whose gradients :func:`gradient_differences` compares.
+GRADIENT_INPUTS = ("igate_preact", "fgate_preact", "zgate_preact", "ogate_preact", "R",
+                   "h_0", "c_0", "n_0", "m_0")
+
+
+def official_vanilla_autograd(igate_preact, fgate_preact, zgate_preact, ogate_preact, R):
+    """The official vanilla sLSTM from its zero state, differentiable (torch tensors in and out):
+    :func:`xlstm_edu.official.vanilla_slstm` with ``grad=True``. Needs ``xlstm``."""
+    return official.vanilla_slstm(igate_preact, fgate_preact, zgate_preact, ogate_preact, R, grad=True)
+
+
+def _training_inputs(B, NH, S, DH, *, regime, seed, dtype):
+    """Gates, R and a carried-in state as torch leaves (``regime``: "typical" or "hard": input gates
+    uniform in [-15, 15], forget gates N(0, 3))."""
+    gates, R = random_inputs(B, NH, S, DH, seed=seed, r_scale=0.5)
+    rng = np.random.default_rng(seed + 1)
+    if regime == "hard":
+        gates = (rng.uniform(-15, 15, gates[0].shape), 3.0 * gates[1], *gates[2:])
+    elif regime != "typical":
+        raise ValueError(f"regime must be 'typical' or 'hard', got {regime!r}")
+    state = (0.5 * rng.standard_normal((B, NH, DH)), rng.standard_normal((B, NH, DH)),
+             rng.uniform(0.5, 1.5, (B, NH, DH)), rng.standard_normal((B, NH, DH)))
+    return [torch.tensor(a, dtype=dtype, requires_grad=True) for a in (*gates, R, *state)]
+
+
+def gradient_differences(B=2, NH=3, S=37, DH=4, *, regime="typical", seed=0, with_official=None):
+    """Max ``|difference|`` of every gradient (float64): the fused kernels against autograd.
+
+    The loss weighs ``h`` and the final state ``(h, c, n, m)`` with fixed random numbers. Returns
+    ``{check: {input: max |difference|}}`` with the inputs of :data:`GRADIENT_INPUTS`:
+    ``"fused - autograd through recurrent_torch"`` from a carried-in state, and, when
+    ``with_official`` (default: ``xlstm`` installed), ``"fused - official vanilla (autograd)"`` from
+    the zero state (the gates and R only; the official code starts from zeros).
+    """
+    if with_official is None:
+        with_official = official.available("xlstm")
+    leaves = _training_inputs(B, NH, S, DH, regime=regime, seed=seed, dtype=torch.float64)
+    g = torch.Generator().manual_seed(seed)
+    weights = [torch.randn(B, NH, S, DH, generator=g, dtype=torch.float64)]
+    weights += [torch.randn(B, NH, DH, generator=g, dtype=torch.float64) for _ in range(4)]
+
+    def grads(run, inputs, with_state):
+        if with_state:
+            h, state = run(*inputs[:5], tuple(inputs[5:]))
+            loss = (h * weights[0]).sum() + sum((s * w).sum() for s, w in zip(state, weights[1:]))
+        else:
+            loss = (run(*inputs[:5]) * weights[0]).sum()
+        return torch.autograd.grad(loss, inputs, allow_unused=True, materialize_grads=True)
+
+    def table(a, b, names):
+        return {name: float((x - y).abs().max()) for name, x, y in zip(names, a, b)}
+
+    fused = grads(slstm.recurrent_fused, leaves, True)
+    errors = {"fused - autograd through recurrent_torch": table(
+        fused, grads(slstm.recurrent_torch, leaves, True), GRADIENT_INPUTS)}
+    if with_official:
+        fused_zero = grads(lambda *a: slstm.recurrent_fused(*a)[0], leaves[:5], False)
+        errors["fused - official vanilla (autograd)"] = table(
+            fused_zero, grads(official_vanilla_autograd, leaves[:5], False), GRADIENT_INPUTS[:5])
+    return errors
+
+
+def time_training_paths(*, B=16, NH=4, DH=32, S=128, dtype=torch.float32, threads=1, rounds=3,
+                        repeats=3, warmup=1, seed=0, backward=True, with_official=None,
+                        max_seconds=None):
+    """Median seconds of one forward+backward pass (loss: the sum of h) of the ways to train an sLSTM.
+
+    * ``fused kernels``: :func:`xlstm_edu.slstm.recurrent_fused` (numba forward and backward);
+    * ``torch reference loop``: autograd through :func:`xlstm_edu.slstm.recurrent_torch`;
+    * ``official vanilla``: autograd through the official vanilla backend
+      (:func:`official_vanilla_autograd`), when ``with_official`` (default: ``xlstm`` installed).
+
+    From the zero state, with ``R``; timed in ``rounds`` interleaved rounds of ``repeats`` calls
+    (:func:`xlstm_edu.timing.interleaved_medians`) with ``threads`` torch and numba threads.
+    ``backward=False`` times the forward pass alone (under ``no_grad``). Returns name -> seconds.
+    """
+    if with_official is None:
+        with_official = official.available("xlstm")
+    *gates, R = _training_inputs(B, NH, S, DH, regime="typical", seed=seed, dtype=dtype)[:5]
+    paths = {"fused kernels": lambda: slstm.recurrent_fused(*gates, R)[0],
+             "torch reference loop": lambda: slstm.recurrent_torch(*gates, R)[0]}
+    if with_official:
+        paths["official vanilla"] = lambda: official_vanilla_autograd(*gates, R)
+
+    def timed(run):
+        if not backward:
+            def call():
+                with torch.no_grad():
+                    run()
+            return call
+        return lambda: run().sum().backward()
+
+    with limited_threads(threads):
+        return interleaved_medians({name: timed(run) for name, run in paths.items()}, rounds=rounds,
+                                   repeats=repeats, warmup=warmup, max_seconds=max_seconds)
+
+
+def training_speed_table(times, fused="fused kernels"):
+    """A printable table of :func:`time_training_paths`: milliseconds and how many times slower than
+    the fused kernels each path is."""
+    lines = [f"{'implementation':<24}{'ms':>10}{'x fused':>10}"]
+    lines += [f"{name:<24}{1e3 * t:>10.2f}{t / times[fused]:>9.1f}x" for name, t in times.items()]
+    return "\n".join(lines)
