@@ -245,21 +245,3 @@ def test_overflow_traces_one_unit():
         assert np.isfinite(h[:step]).all() and not np.isfinite(h[step])
     other = eg.overflow_traces(i, zeros, ones, zeros, unit=(0, 0, 0))  # gates 0: no overflow
     assert other["first_over"] == {"float32": None, "float16": None}
-
-
-def test_gate_explorer_constructs_and_updates():
-    pytest.importorskip("ipywidgets")
-    mpl = pytest.importorskip("matplotlib")
-    mpl.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    from xlstm_edu.widgets.gating import gate_explorer
-
-    box = gate_explorer(S=12, seed=1)
-    sliders = box.children[:-1]
-    assert len(sliders) == 6
-    spike_height = next(w for w in sliders if w.description == "spike height")
-    spike_height.value = 110.0  # triggers a redraw: must not raise
-    dtype = next(w for w in sliders if w.description == "textbook form in")
-    dtype.value = "float16"
-    assert not plt.get_fignums()  # every drawn figure was closed after display

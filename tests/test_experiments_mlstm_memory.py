@@ -112,22 +112,6 @@ def test_strong_newest_write_dominates_random_keys():
     assert strong["relative_error"][-1] < 0.05  # the normalizer undoes the newest pair's strength
 
 
-def test_explorer_constructs_and_updates():
-    pytest.importorskip("ipywidgets")
-    pytest.importorskip("matplotlib")
-    import matplotlib.pyplot as plt
-
-    from xlstm_edu.widgets.memory import memory_explorer
-
-    box = memory_explorer(d=8, seed=0)
-    sliders = box.children[:3]
-    assert [s.description for s in sliders] == [
-        "stored pairs N", "forget pre-activation", "input pre-act. of newest pair"]
-    sliders[0].value = 12  # triggers a redraw: must not raise
-    box.children[3].value = "random"
-    assert plt.get_fignums() == []  # figures are closed after drawing
-
-
 def test_queries_default_to_keys_and_read_is_affine():
     rng = np.random.default_rng(5)
     keys = mm.random_unit_vectors((6, 8), rng)

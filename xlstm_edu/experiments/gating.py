@@ -434,5 +434,5 @@ def gate_traces(S=24, seed=0, igate_offset=0.0, igate_noise=1.0, spike_step=8, s
     dt = np.dtype(textbook_dtype)
     textbook = slstm.recurrent_unstabilized_numpy(
         *(g[None, None, :, None].astype(dt) for g in (i_pre, f_pre, z_pre, o_pre)))[0, 0, :, 0]
-    return dict(igate_preact=i_pre, fgate_preact=f_pre, z=np.tanh(z_pre), trace=trace,
-                h_textbook=textbook.astype(np.float64), textbook_dtype=dt.name)
+    return dict(igate_preact=i_pre, fgate_preact=f_pre, zgate_preact=z_pre, z=np.tanh(z_pre),
+                trace=trace, h_textbook=textbook.astype(np.float64), textbook_dtype=dt.name)
