@@ -1,4 +1,4 @@
-# Set-up and build commands for "Learning xLSTM". On a fresh machine (Python 3.11 with pip, node/npm)
+# Set-up and build commands for "Learning xLSTM". On a fresh machine (Python 3.11 with pip, node)
 #   make book   build the HTML book into book/_build/html (creates .venv on the first run)
 #   make test   ruff, the package tests, the book built (every notebook cell run) and checked page by
 #               page in headless Chromium, and every chapter run the way Colab runs it
@@ -19,19 +19,11 @@ PIP    := $(BIN)/python -m pip
 export PATH := $(abspath $(BIN)):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-# Widget-manager JavaScript for the static HTML pages, from the npm registry (pinned versions).
-# html-manager 1.x belongs to ipywidgets 8.
-HTML_MANAGER_VERSION := 1.0.15
-REQUIREJS_VERSION    := 2.3.8
-JS_DIR   := build/js
-JS_OUT   := $(JS_DIR)/html/_static/widgets-js
-JS_STAMP := $(JS_DIR)/.stamp-$(HTML_MANAGER_VERSION)-$(REQUIREJS_VERSION)
-
 BOOK_STAMP := $(VENV)/.stamp-book
 TEST_STAMP := $(VENV)/.stamp-test
 LAB_STAMP  := $(VENV)/.stamp-lab
 
-.PHONY: help book test colab lab clean distclean js serve browser-test
+.PHONY: help book test colab lab clean distclean serve browser-test
 
 help:
 	@echo "make book   build the HTML book (book/_build/html/index.html)"
@@ -60,24 +52,6 @@ $(LAB_STAMP): requirements-lab.txt $(BOOK_STAMP)
 	$(PIP) install -r requirements-lab.txt
 	touch $@
 
-# --- Widget JavaScript: npm registry -> build/js/html/_static/widgets-js -> (Sphinx html_extra_path)
-#     book/_build/html/_static/widgets-js. Not in book/_static: Jupyter Book would add every .js
-#     there to every page.
-# `npm pack` fetches only the two published tarballs (checked against the registry's integrity
-# hash); the bundles inside need none of the packages' build dependencies.
-$(JS_STAMP):
-	rm -rf $(JS_DIR)
-	mkdir -p $(JS_DIR)/tgz $(JS_OUT)
-	cd $(JS_DIR)/tgz && npm pack --silent \
-	    @jupyter-widgets/html-manager@$(HTML_MANAGER_VERSION) requirejs@$(REQUIREJS_VERSION) >/dev/null
-	tar -xzf $(JS_DIR)/tgz/jupyter-widgets-html-manager-$(HTML_MANAGER_VERSION).tgz \
-	    -C $(JS_OUT) --strip-components=2 package/dist/embed-amd.js
-	tar -xzf $(JS_DIR)/tgz/requirejs-$(REQUIREJS_VERSION).tgz \
-	    -C $(JS_OUT) --strip-components=1 package/require.js
-	touch $@
-
-js: $(JS_STAMP)
-
 # --- Main targets ----------------------------------------------------------------------------------
 # The built book: every notebook executed, warnings as errors. `make book` always rebuilds; `make test`
 # rebuilds only when a source of the book (chapters, config, package) is newer than the last build.
@@ -93,10 +67,10 @@ define build_book
 	@echo "Book built. Open: file://$(abspath $(BOOK_INDEX)) (or: make serve)"
 endef
 
-book: $(BOOK_STAMP) $(JS_STAMP)
+book: $(BOOK_STAMP)
 	$(build_book)
 
-$(BOOK_INDEX): $(BOOK_SOURCES) $(BOOK_STAMP) $(JS_STAMP)
+$(BOOK_INDEX): $(BOOK_SOURCES) $(BOOK_STAMP)
 	$(build_book)
 
 serve:
@@ -138,7 +112,7 @@ lab: $(LAB_STAMP)
 	$(BIN)/jupyter lab $(LAB_ROOT_ARG) $(LAB_ARGS) book/chapters
 
 clean:
-	rm -rf book/_build $(JS_DIR) build/colab-venv .pytest_cache .ruff_cache .hypothesis
+	rm -rf book/_build build/colab-venv build/screenshots .pytest_cache .ruff_cache .hypothesis
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -print0 | xargs -0 rm -rf
 
 distclean: clean

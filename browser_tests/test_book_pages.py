@@ -95,6 +95,8 @@ _STATIC_CHECKS = """() => {
   });
   return {imgs, wide, text: clone.innerText, n_math: math.length, untypeset, solutions, dropdowns,
           n_explorers: document.querySelectorAll('.xlstm-explorer').length,
+          n_widget_views: document.querySelectorAll(
+            'script[type="application/vnd.jupyter.widget-view+json"]').length,
           column: article.getBoundingClientRect().width};
 }"""
 
@@ -208,6 +210,14 @@ def test_no_errors_and_nothing_off_host(visits, path):
     assert not rec["console"], f"console errors: {rec['console']}"
     assert not rec["failed"], f"failed requests: {rec['failed']}"
     assert not rec["off_host"], f"requests to other hosts: {rec['off_host']}"
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_no_ipywidgets_outputs(visits, path):
+    """ipywidgets outputs need a kernel (or the 3.6 MB widget manager) and are dead in a static page; the
+    book's explorers are self-contained HTML instead."""
+    n = visits[path]["static"]["n_widget_views"]
+    assert n == 0, f"{n} ipywidgets output(s): they show nothing without a kernel"
 
 
 @pytest.mark.parametrize("path", PAGES)

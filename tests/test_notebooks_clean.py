@@ -98,6 +98,11 @@ def test_no_sys_path_edits_or_star_imports(path):
         assert not STAR_IMPORT.search(src), f"{path.name}, code cell {i}: star import"
 
 
+#: OWNER/NAME in a GitHub or Colab address of a repository
+REPO_ADDRESS = re.compile(r"(?:github\.com|colab\.research\.google\.com/github)/([\w.-]+/[\w.-]+?)"
+                          r"(?:\.git)?(?=[/\"\s)\]]|$)")
+
+
 def test_repository_url_is_written_in_one_place():
     """The config's URL is the one every install cell and README's Colab links use; no other GitHub
     address of the book's repository appears anywhere in the chapters or the README."""
@@ -105,7 +110,7 @@ def test_repository_url_is_written_in_one_place():
     owner_name = url.removeprefix("https://github.com/")
     texts = {p.name: p.read_text(encoding="utf-8") for p in [*NOTEBOOKS, REPO / "README.md"]}
     for name, text in texts.items():
-        for found in re.findall(r"github(?:\.com)?/([\w.-]+/[\w.-]+?)(?:\.git)?(?=[/\"\s)\]]|$)", text):
+        for found in REPO_ADDRESS.findall(text):
             if found.split("/")[0] in ("NX-AI",):  # the official code, cited
                 continue
             assert found == owner_name, f"{name}: repository {found!r}, the config says {owner_name!r}"
