@@ -260,13 +260,26 @@ def test_solutions_hidden_until_opened(visits, path):
     assert not closed, f"{len(closed)} solution(s) still hidden after opening their toggle"
 
 
-def _same(drawn, ref, rtol):
+def _same(drawn, ref, rtol, atol):
     a = [None if v is None else float(v) for v in drawn]
     b = [None if (v is None or not math.isfinite(v)) else float(v) for v in ref]
     if len(a) != len(b):
         return False
     return all((x is None and y is None) or (x is not None and y is not None and
-               math.isclose(x, y, rel_tol=rtol, abs_tol=1e-9)) for x, y in zip(a, b))
+               math.isclose(x, y, rel_tol=rtol, abs_tol=atol)) for x, y in zip(a, b))
+
+
+def _tolerance(settings) -> tuple[float, float]:
+    """(rtol, atol) for an explorer's drawn values against numpy's. In float64 both agree to rounding.
+    The float32/float16 emulations use the browser's correctly rounded exp/tanh/log1p, numpy its own
+    SIMD ones (off by an ulp at times): about 1e-6 apart in float32 on outputs bounded by 1, one float16
+    step (1e-3 at 1) in float16. tests/test_widgets.py checks the emulations more tightly under node."""
+    text = json.dumps(settings)
+    if "float16" in text:
+        return 1e-3, 1e-3
+    if "float32" in text:
+        return 1e-5, 2e-6
+    return 1e-9, 1e-12
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -287,8 +300,7 @@ def test_explorers_respond_and_match_the_package(visits, path):
                 drawn = state["series"].get(name)
                 assert drawn is not None, f"explorer {ex['name']}: series {name!r} not drawn"
                 flat = [float(x) for x in _flatten(values)]
-                rtol = 1e-3 if "float16" in json.dumps(state["settings"]) else 1e-6
-                assert _same(drawn["values"], flat, rtol), (
+                assert _same(drawn["values"], flat, *_tolerance(state["settings"])), (
                     f"explorer {ex['name']}, settings {state['settings']}: drawn {name!r} differs from "
                     f"xlstm_edu's")
 

@@ -172,7 +172,7 @@ def test_bad_kind_names_the_kinds():
 
 
 def test_cell_diagrams_side_by_side_at_one_scale():
-    fig = cells.cell_diagrams()
+    fig = cells.cell_diagrams(ncols=3)
     titles = [t.get_text() for ax in fig.axes for t in ax.texts if t.get_gid() == "title"]
     assert titles == [cells.CELLS[k].title for k in cells.CELL_KINDS]
     sizes = [cells.layout(k).size for k in cells.CELL_KINDS]
@@ -185,3 +185,24 @@ def test_cell_diagrams_side_by_side_at_one_scale():
     assert lefts == sorted(lefts)  # side by side, in order
     stacked = cells.cell_diagrams(("lstm", "slstm"), ncols=1)
     assert stacked.axes[0].get_position().y0 > stacked.axes[1].get_position().y0
+
+
+def test_cell_diagrams_default_to_as_many_per_row_as_fit_the_text_width(monkeypatch):
+    fig = cells.cell_diagrams()  # the three do not fit side by side: stacked, at one scale
+    assert fig.get_figwidth() <= _style.TEXT_WIDTH_IN
+    sizes = [cells.layout(k).size for k in cells.CELL_KINDS]
+    np.testing.assert_allclose(fig.get_figwidth(), max(w for w, _ in sizes))
+    np.testing.assert_allclose(fig.get_figheight(), sum(h for _, h in sizes) + 0.25 * 2)
+    bottoms = [ax.get_position().y0 for ax in fig.axes]
+    assert bottoms == sorted(bottoms, reverse=True)  # top to bottom, in order
+    for ax, (w, h) in zip(fig.axes, sizes):
+        bbox = ax.get_position()
+        np.testing.assert_allclose([bbox.width * fig.get_figwidth(), bbox.height * fig.get_figheight()],
+                                   [w, h])
+    # a wider page: as many per row as fit (here the first two, the third below them)
+    two = sizes[0][0] + 0.25 + sizes[1][0]
+    monkeypatch.setattr(cells, "TEXT_WIDTH_IN", two + 0.01)
+    fig = cells.cell_diagrams()
+    (a, b, c) = (ax.get_position() for ax in fig.axes)
+    assert a.x0 < b.x0 and c.y0 < min(a.y0, b.y0)
+    np.testing.assert_allclose(fig.get_figwidth(), two)

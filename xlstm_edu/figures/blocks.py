@@ -32,7 +32,7 @@ from ..experiments.blocks import (
     diagram_shapes,
     diagram_title,
 )
-from ._style import pyplot
+from ._style import TEXT_WIDTH_IN, pyplot
 
 _COLORS = {"io": "#eeeeee", "norm": "#fde7c2", "linear": "#cfe3f7", "conv": "#d9f0d3", "cell": "#f7c9c9",
            "op": "#ffffff",
@@ -128,7 +128,7 @@ class Layout:
     note: str = ""
     xlim: tuple[float, float] = (0.0, 1.0)
     ylim: tuple[float, float] = (0.0, 1.0)
-    fontsize: float = 9.5
+    fontsize: float = 10.0
 
     @property
     def size(self) -> tuple[float, float]:
@@ -327,7 +327,7 @@ def _route_lanes(nodes: dict[str, Node], width: float, lay: Layout, requests: li
             lay.labels.append(Label((p[0] + x) / 2, s.y + 0.04, label, ha="center", va="bottom"))
 
 
-def layout(kind: str, shapes: dict | None = None, fontsize: float = 9.5, title: str = "",
+def layout(kind: str, shapes: dict | None = None, fontsize: float = 10.0, title: str = "",
            note: str = "") -> Layout:
     """Positions (inches) of the boxes, arrows and labels of the ``kind`` diagram.
 
@@ -415,7 +415,7 @@ def draw_node(ax, key: str, n: Node, fontsize: float, ls: str = "-") -> None:
                 fontsize=fontsize - 0.5, color="0.25", linespacing=1.2, zorder=4, gid=f"shape:{key}")
 
 
-def draw_block(kind: str, ax=None, block=None, x=None, fontsize: float = 9.5, note: str | None = None):
+def draw_block(kind: str, ax=None, block=None, x=None, fontsize: float = 10.0, note: str | None = None):
     """Draw the ``"slstm"`` or ``"mlstm"`` block as boxes and arrows (data flow bottom to top).
 
     With a ``block`` and an input ``x (B, S, E)``, every box that stands for a tensor shows its
@@ -490,7 +490,8 @@ def plot_parameter_counts(block_counts: dict[str, dict[str, int]],
     :func:`xlstm_edu.experiments.blocks.component_counts`). Bottom: whole stacks
     (``{"xLSTM[1:0]": stack_counts(...), ...}``), split by block kind. Returns the figure."""
     plt = pyplot()
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 8.5), gridspec_kw=dict(height_ratios=(1.2, 1)))
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(TEXT_WIDTH_IN, 8.5),
+                                   gridspec_kw=dict(height_ratios=(1.2, 1)))
     colors = iter(plt.get_cmap("tab20").colors)
     for row, (kind, counts) in enumerate(block_counts.items()):
         left = 0.0
@@ -498,12 +499,12 @@ def plot_parameter_counts(block_counts: dict[str, dict[str, int]],
             ax1.barh(row, n / 1e6, left=left, color=next(colors), edgecolor="white", height=0.6,
                      label=f"{_NAMES[kind][0]}: {label}")
             left += n / 1e6
-        ax1.text(left, row, f" {left:.2f} M", va="center", fontsize=8)
+        ax1.text(left, row, f" {left:.2f} M", va="center")
     ax1.set_yticks(range(len(block_counts)), [_NAMES[k] for k in block_counts])
     ax1.set_xlabel("parameters (millions)")
     ax1.set_xlim(0, 1.18 * ax1.get_xlim()[1])
-    ax1.set_title("one block, by component", fontsize=9)
-    ax1.legend(fontsize=8, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.17), frameon=False)
+    ax1.set_title("one block, by component")
+    ax1.legend(ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.17), frameon=False)
 
     kinds = (("mlstm", "mLSTM blocks", "tab:blue"), ("slstm", "sLSTM blocks", "tab:red"),
              ("post_blocks_norm", "final LayerNorm", "0.5"))
@@ -513,25 +514,25 @@ def plot_parameter_counts(block_counts: dict[str, dict[str, int]],
         ax2.bar(list(stacks), values, bottom=bottoms, color=color, label=label, width=0.6)
         bottoms = [b + v for b, v in zip(bottoms, values)]
     for j, total in enumerate(bottoms):
-        ax2.text(j, total, f"{total:.2f} M", ha="center", va="bottom", fontsize=8)
+        ax2.text(j, total, f"{total:.2f} M", ha="center", va="bottom")
     ax2.set_ylim(0, 1.3 * max(bottoms))
     ax2.set_ylabel("parameters (millions)")
-    ax2.set_title("whole stack, by block kind", fontsize=9)
-    ax2.legend(fontsize=8, ncol=3, loc="upper left", frameon=False)
+    ax2.set_title("whole stack, by block kind")
+    ax2.legend(ncol=3, loc="upper left", frameon=False)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
 def plot_parameter_scaling(widths, counted: dict[str, list[int]], formula: dict[str, list[int]],
                            leading: dict[str, float] | None = None, title: str = ""):
-    """Left: parameters of one block against the width ``E`` (log-log), counted (markers) and from the
-    formula (lines), with an ``E^2`` reference. Right: the same divided by ``E^2``, with the
+    """Top: parameters of one block against the width ``E`` (log-log), counted (markers) and from the
+    formula (lines), with an ``E^2`` reference. Bottom: the same divided by ``E^2``, with the
     ``leading`` coefficients (dashed; :func:`xlstm_edu.experiments.blocks.leading_coefficient`).
     Returns the figure."""
     plt = pyplot()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.2))
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(TEXT_WIDTH_IN, 8.0), layout="constrained")
     colors = {"mlstm": "tab:blue", "slstm": "tab:red"}
     w = np.asarray(widths, dtype=float)
     for kind in counted:
@@ -554,12 +555,11 @@ def plot_parameter_scaling(widths, counted: dict[str, list[int]], formula: dict[
         ax.grid(alpha=0.3, which="both")
     ax1.set_ylabel("parameters per block")
     ax2.set_ylabel("parameters per block / $E^2$")
-    ax1.set_title("log-log: both grow as $E^2$", fontsize=9)
-    ax2.set_title("divided by $E^2$ (steps: F rounded up to a multiple of 64)", fontsize=9)
-    ax1.legend(fontsize=7.5)
-    ax2.legend(fontsize=7.5)
-    fig.suptitle(title or "Parameters of one block against the width", fontsize=10)
-    fig.tight_layout()
+    ax1.set_title("log-log: both grow as $E^2$")
+    ax2.set_title("divided by $E^2$ (steps: F rounded up to a multiple of 64)")
+    ax1.legend(loc="lower right")
+    ax2.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    fig.suptitle(title or "Parameters of one block against the width")
     return fig
 
 

@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 from ..experiments.blocks import Box
 from . import blocks as _blocks
-from ._style import pyplot
+from ._style import TEXT_WIDTH_IN, pyplot
 
 #: The cell kinds, in the order the book introduces them.
 CELL_KINDS = ("lstm", "slstm", "mlstm")
@@ -238,7 +238,8 @@ CELLS: dict[str, Cell] = {"lstm": _lstm(), "slstm": _slstm(), "mlstm": _mlstm()}
 
 # --- layout -----------------------------------------------------------------------------------------
 
-_COL_GAP = 0.22  # inches between the widest parts of two neighbouring columns
+_COL_GAP = 0.15  # inches between the widest parts of two neighbouring columns (the mLSTM's 14
+# columns fit the book's text width at fontsize 10)
 _ROW_GAP = 0.3
 _MIN_COL, _MIN_ROW = 0.45, 0.32
 _MIN_DOT_ROW = 0.5
@@ -459,18 +460,27 @@ def cell_diagram(kind: str, ax=None, fontsize: float = 10.0):
 
 
 def cell_diagrams(kinds=CELL_KINDS, fontsize: float = 10.0, ncols: int | None = None):
-    """Several cell diagrams in one figure, side by side (``ncols`` per row, default all), at one
-    common scale so that the same part has the same size in each. Returns the figure."""
+    """Several cell diagrams in one figure, ``ncols`` per row, at one common scale so that the same
+    part has the same size in each. The default ``ncols`` is the most for which every row fits the
+    book's text width (:data:`~xlstm_edu.figures._style.TEXT_WIDTH_IN`; at ``fontsize`` 10 that is
+    one: the three are stacked). Returns the figure."""
     kinds = tuple(kinds)
     for kind in kinds:
         _check_kind(kind)
     if not kinds:
         raise ValueError(f"kinds must name at least one of {CELL_KINDS}")
-    ncols = ncols or len(kinds)
-    nrows = -(-len(kinds) // ncols)
     sizes = [layout(k, fontsize).size for k in kinds]
-    rows = [sizes[r * ncols:(r + 1) * ncols] for r in range(nrows)]
     gap = 0.25
+
+    def row_widths(n):
+        return [sum(w for w, _ in sizes[r:r + n]) + gap * (len(sizes[r:r + n]) - 1)
+                for r in range(0, len(sizes), n)]
+
+    if ncols is None:
+        ncols = max([n for n in range(1, len(kinds) + 1) if max(row_widths(n)) <= TEXT_WIDTH_IN],
+                    default=1)
+    nrows = -(-len(kinds) // ncols)
+    rows = [sizes[r * ncols:(r + 1) * ncols] for r in range(nrows)]
     width = max(sum(w for w, _ in row) + gap * (len(row) - 1) for row in rows)
     heights = [max(h for _, h in row) for row in rows]
     height = sum(heights) + gap * (nrows - 1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from ._style import pyplot
+from ._style import TEXT_WIDTH_IN, pyplot
 
 _X_LABELS = {"step": "training updates", "train_s": "training time (s)",
              "elapsed_s": "wall time, evaluations included (s)"}
@@ -32,20 +32,22 @@ def plot_loss_curves(results: dict, ax=None, *, x: str = "step", bits: bool = Tr
         ax.axhline(level, color="0.5", ls=":", lw=1, label=f"uniform over {uniform}")
     ax.set_xlabel(_X_LABELS.get(x, x))
     ax.set_ylabel("validation bits per character" if bits else "validation loss (nats)")
-    ax.legend(fontsize=8)
+    ax.legend()
     ax.grid(alpha=0.3)
     return ax
 
 
 def plot_loss_comparison(results: dict, panels: dict[str, str], *, uniform: int | None = None,
                          skip_untrained: bool = False):
-    """The same runs in two (or more) panels side by side with a shared y axis: ``panels`` maps the
-    x key of each panel (``"step"``, ``"train_s"``) to its title (:func:`plot_loss_curves`).
+    """The same runs in two (or more) panels, stacked, with a shared y axis: ``panels`` maps the x key
+    of each panel (``"step"``, ``"train_s"``) to its title (:func:`plot_loss_curves`).
 
     ``skip_untrained``: cut the y axis just above the highest loss after the first evaluation, so that
     the untrained start (about ``log2 V`` bits) does not squeeze the differences. Returns the figure.
     """
-    fig, axes = pyplot().subplots(1, len(panels), figsize=(11, 4), sharey=True, squeeze=False)
+    fig, axes = pyplot().subplots(len(panels), 1, figsize=(TEXT_WIDTH_IN, 3.3 * len(panels) + 0.2),
+                                  sharey=True, squeeze=False)
+    axes = axes.T  # (1, panels)
     for ax, (x, title) in zip(axes[0], panels.items()):
         plot_loss_curves(results, ax, x=x, uniform=uniform)
         ax.set_title(title)
@@ -57,14 +59,14 @@ def plot_loss_comparison(results: dict, panels: dict[str, str], *, uniform: int 
 
 
 def plot_generation_cost(costs: dict[str, list[dict]], axes=None, title: str = ""):
-    """Two log-log panels: time per new token, and bytes carried between tokens, against the context
-    length; one line per entry of ``costs`` (label -> rows of
-    :func:`~xlstm_edu.experiments.language_model.generation_cost`). Without ``axes`` a figure is made;
-    ``title`` goes above both. Returns the figure."""
+    """Two log-log panels, stacked: time per new token, and bytes carried between tokens, against the
+    context length; one line per entry of ``costs`` (label -> rows of
+    :func:`~xlstm_edu.experiments.language_model.generation_cost`; one legend, under the memory
+    panel). Without ``axes`` a figure is made; ``title`` goes above both. Returns the figure."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     if axes is None:
-        fig, axes = pyplot().subplots(1, 2, figsize=(11, 4))
+        fig, axes = pyplot().subplots(2, 1, figsize=(TEXT_WIDTH_IN, 7.4))
     ax_t, ax_m = axes
     fig = ax_t.figure
     for label, rows in costs.items():
@@ -75,15 +77,17 @@ def plot_generation_cost(costs: dict[str, list[dict]], axes=None, title: str = "
                               (ax_m, "state carried between tokens (KiB)", "Memory")):
         ax.set_xscale("log")
         ax.set_yscale("log")
-        for axis in (ax.xaxis, ax.yaxis):  # plain numbers at 1, 2, 5, 10, 20, ...
-            axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        for axis, values in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            decades = math.log10(max(values) / min(values))  # plain numbers at 1, 2, 5, 10, 20, ...
+            subs = (1.0, 2.0, 5.0) if decades <= 3 else (1.0,)  # ... or at 1, 10, 100 over many decades
+            axis.set_major_locator(LogLocator(base=10, subs=subs))
             axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             axis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("context length (tokens already read)")
         ax.set_ylabel(ylabel)
         ax.set_title(panel)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
+    ax_m.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # one legend, under both
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -6,16 +6,16 @@ from __future__ import annotations
 import numpy as np
 
 from ..experiments.mlstm_memory import crosstalk_theory
-from ._style import pyplot
+from ._style import TEXT_WIDTH_IN, pyplot
 
 
 def plot_retrieval_error(ds, Ns, errors, ax=None):
-    """Two panels: error vs ``N`` per ``d`` (``errors (len(ds), len(Ns))`` from
+    """Two panels, stacked: error vs ``N`` per ``d`` (``errors (len(ds), len(Ns))`` from
     :func:`xlstm_edu.experiments.mlstm_memory.retrieval_error_curve`; dashed:
     :func:`~xlstm_edu.experiments.mlstm_memory.crosstalk_theory`), and all ``d`` against the load
     ``(N - 1) / d``, where the curves fall onto one. Returns the figure."""
     if ax is None:
-        fig, ax = pyplot().subplots(1, 2, figsize=(11, 4))
+        fig, ax = pyplot().subplots(2, 1, figsize=(TEXT_WIDTH_IN, 7.0))
     else:
         fig = ax[0].figure
     Ns = np.asarray(Ns, dtype=float)
@@ -32,7 +32,7 @@ def plot_retrieval_error(ds, Ns, errors, ax=None):
               title="All head sizes on one curve: the error depends on N / d")
     for a_ in ax:
         a_.grid(True, which="both", alpha=0.3)
-        a_.legend(fontsize=8)
+        a_.legend()
     fig.tight_layout()
     return fig
 
@@ -42,15 +42,13 @@ def plot_memory(data, fig=None):
     forgetting alone causes (``data`` from :func:`xlstm_edu.experiments.mlstm_memory.explorer_data`).
     Returns the figure."""
     if fig is None:
-        fig = pyplot().figure(figsize=(10, 3.8))
-    ax_c, ax_e = fig.subplots(1, 2, gridspec_kw=dict(width_ratios=[1, 1.4]))
+        fig = pyplot().figure(figsize=(TEXT_WIDTH_IN, 3.6))
+    ax_c, ax_e = fig.subplots(1, 2, gridspec_kw=dict(width_ratios=[1, 1.35]))
     C = data["C"]
     lim = max(float(np.abs(C).max()), 1e-12)
     im = ax_c.imshow(C, cmap="RdBu_r", vmin=-lim, vmax=lim)
     fig.colorbar(im, ax=ax_c, fraction=0.046, pad=0.04)
-    ax_c.set(title="memory C  (rows: key dims, columns: value dims)", xlabel="value dimension",
-             ylabel="key dimension")
-    ax_c.title.set_fontsize(9)
+    ax_c.set(title="memory $C$", xlabel="value dimension", ylabel="key dimension")
     n = len(data["relative_error"])
     idx = np.arange(n)
     ax_e.bar(idx, data["relative_error"], color="tab:blue", label=r"$\|h_j - v_j\| / \|v_j\|$")
@@ -58,8 +56,7 @@ def plot_memory(data, fig=None):
               label=r"forgetting alone: $1 - f^{\mathrm{age}}$")
     ax_e.set(xlabel="pair j (0 = oldest, right = newest)", ylabel="retrieval error",
              ylim=(0, max(1.2, 1.05 * float(np.max(data["relative_error"])))),
-             title=f"retrieval error per pair   (f = sigmoid(preact) = {data['forget']:.4f})")
-    ax_e.title.set_fontsize(9)
-    ax_e.legend(fontsize=8, loc="upper right")
+             title=f"error per pair, f = sigmoid(preact) = {data['forget']:.4f}")
+    ax_e.legend(loc="upper right")
     fig.tight_layout()
     return fig

@@ -15,7 +15,7 @@ from ..experiments.parallel_forms import (
     stabilized_decay_matrix,
     to_mib,
 )
-from ._style import pyplot
+from ._style import TEXT_WIDTH_IN, pyplot
 
 #: Colors per form, shared by the figures.
 COLORS = {"recurrent": "tab:blue", "parallel": "tab:red", "chunkwise": "tab:green"}
@@ -37,21 +37,21 @@ def plot_decay_matrices(log_d, title=""):
     marked. ``log_d``: one ``(S, S)`` matrix (numpy or torch). Returns the figure."""
     log_d = np.asarray(log_d, dtype=float)
     d_stab, _ = stabilized_decay_matrix(log_d)
-    fig, axes = pyplot().subplots(1, 2, figsize=(10.5, 4.3), constrained_layout=True)
+    fig, axes = pyplot().subplots(1, 2, figsize=(TEXT_WIDTH_IN, 3.7), constrained_layout=True)
     shown = np.ma.masked_invalid(np.where(np.isfinite(log_d), log_d, np.nan))
     im0 = axes[0].imshow(shown, cmap="viridis")
     fig.colorbar(im0, ax=axes[0], label=r"$\log D_{ts}$")
-    axes[0].set_title(r"$\log D$ (blank: $-\infty$, the future)")
+    axes[0].set_title(r"$\log D$ (blank: $-\infty$)")
     im1 = axes[1].imshow(d_stab, cmap="magma", vmin=0.0, vmax=1.0)
     fig.colorbar(im1, ax=axes[1], label=r"$D'_{ts} = \exp(\log D_{ts} - m_t)$")
-    axes[1].set_title(r"stabilized $D'$ (row maximum = 1)")
+    axes[1].set_title(r"stabilized $D'$ (row maximum 1)")
     s_max = np.argmax(log_d, axis=-1)
     axes[1].plot(s_max, np.arange(len(s_max)), "o", mfc="none", mec="tab:cyan", ms=4, mew=0.8,
                  label=r"row maximum $\arg\max_s \log D_{ts}$")
-    axes[1].legend(loc="upper right", fontsize=8)
+    axes[1].legend(loc="upper right")
     for ax in axes:
         ax.set_xlabel("source step s (key, value)")
-        ax.set_ylabel("target step t (query)")
+    axes[0].set_ylabel("target step t (query)")
     if title:
         fig.suptitle(title)
     return fig
@@ -80,19 +80,22 @@ def plot_chunk_structure(S=32, L=8):
         Patch(color=colors[INTRA], label="intra-chunk: parallel form on the chunk"),
         Patch(color=colors[INTER], label=r"inter-chunk: via the memory $(C_k, n_k, m_k)$"),
         Patch(facecolor=colors[FUTURE], edgecolor="0.7", label="future: masked"),
-    ], loc="upper right", fontsize=8)
+    ], loc="upper right")
     return fig
 
 
 def plot_pitfall(rows):
-    """Error against ``S`` of the two float32 ``log D`` constructions (left) and of ``h`` (right).
+    """Error against ``S`` of the two float32 ``log D`` constructions (top) and of ``h`` (bottom).
 
     ``rows``: the list :func:`xlstm_edu.experiments.parallel_forms.float32_pitfall` returns, or a dict
     ``{regime: rows}`` of several gate regimes (one line per regime and construction, the legend
-    naming both). The dotted lines are the float32 spacing at ``|sum_t log f_t|``. Returns the figure.
+    naming both; the legends then go under the panels). The dotted lines are the float32 spacing at
+    ``|sum_t log f_t|``. Returns the figure.
     """
     regimes = rows if isinstance(rows, dict) else {None: rows}
-    fig, axes = pyplot().subplots(1, 2, figsize=(10.5, 3.8), constrained_layout=True)
+    several = len(regimes) > 1
+    fig, axes = pyplot().subplots(2, 1, figsize=(TEXT_WIDTH_IN, 8.4 if several else 6.6),
+                                  constrained_layout=True)
     markers = ("o", "s", "^", "v")
     all_sizes = []
     for j, ((regime, reg_rows), marker) in enumerate(zip(regimes.items(), markers)):
@@ -105,14 +108,16 @@ def plot_pitfall(rows):
                           color="tab:blue" if line == "-" else "tab:red", mfc="none" if j else None)
         axes[0].loglog(sizes, [r["cumsum_spacing"] for r in reg_rows], ":", color="0.5",
                        label=r"float32 spacing at $|\sum_t \log f_t|$" + suffix)
-    for ax, label in [(axes[0], r"max abs error of $\log D$ (entries that matter)"),
-                      (axes[1], r"relative error of $h$")]:
+    for ax, label in [(axes[0], r"max abs error of $\log D$"), (axes[1], r"relative error of $h$")]:
         ax.set_xlabel("sequence length S")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7 if len(regimes) > 1 else None)
+        if several:
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+        else:
+            ax.legend()
         _size_ticks(ax, all_sizes)
-    axes[0].set_title(r"float32 $\log D$ vs float64 reference")
+    axes[0].set_title(r"float32 $\log D$ vs float64 reference (the entries that matter)")
     axes[1].set_title("float32 parallel form vs float64 reference")
     return fig
 
@@ -141,7 +146,7 @@ def _loglog_panel(ax, sweep, key, min_S, ylabel, title):
 
 def plot_scaling(times, memory, *, time_min_S=0, memory_min_S=0, memory_label="peak memory (MiB)",
                  memory_title="memory: peak RSS growth of one call"):
-    """Log-log plots of time and memory against ``S``, with the fitted slopes in the legends.
+    """Log-log plots of time and memory against ``S`` (stacked), with the fitted slopes in the legends.
 
     ``times`` from :func:`~xlstm_edu.experiments.parallel_forms.scaling_sweep`, ``memory``
     (``{form: {"S": [...], "MiB": [...]}}``) from
@@ -150,7 +155,7 @@ def plot_scaling(times, memory, *, time_min_S=0, memory_min_S=0, memory_label="p
     (:func:`~xlstm_edu.experiments.parallel_forms.fitted_power_laws`) are fitted on the points with
     ``S >= *_min_S`` and drawn dashed over that range. Returns the figure.
     """
-    fig, axes = pyplot().subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    fig, axes = pyplot().subplots(2, 1, figsize=(TEXT_WIDTH_IN, 7.0), constrained_layout=True)
     _loglog_panel(axes[0], times, "seconds", time_min_S, "forward time (s)",
                   "time: median of repeated forward calls")
     _loglog_panel(axes[1], memory, "MiB", memory_min_S, memory_label, memory_title)
@@ -158,13 +163,13 @@ def plot_scaling(times, memory, *, time_min_S=0, memory_min_S=0, memory_label="p
 
 
 def plot_training_cost(saved, times, *, saved_min_S=0, time_min_S=0):
-    """What training costs, against ``S``: left, the memory autograd saves for the backward pass
-    (counted, :func:`~xlstm_edu.experiments.parallel_forms.training_saved_bytes`, drawn in MiB); right,
+    """What training costs, against ``S``: on top, the memory autograd saves for the backward pass
+    (counted, :func:`~xlstm_edu.experiments.parallel_forms.training_saved_bytes`, drawn in MiB); below,
     the time of one forward + backward pass (measured,
     :func:`~xlstm_edu.experiments.parallel_forms.training_times`). Log-log, fitted slopes in the
     legends (power laws over ``S >= *_min_S``). Returns the figure."""
     saved_mib = to_mib(saved)
-    fig, axes = pyplot().subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    fig, axes = pyplot().subplots(2, 1, figsize=(TEXT_WIDTH_IN, 7.0), constrained_layout=True)
     _loglog_panel(axes[0], saved_mib, "MiB", saved_min_S, "saved for backward (MiB)",
                   "training memory: tensors autograd keeps (counted)")
     _loglog_panel(axes[1], times, "seconds", time_min_S, "forward + backward time (s)",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ._style import pyplot
+from ._style import TEXT_WIDTH_IN, pyplot
 
 
 def _new_axes(ax, figsize=(5.5, 4)):
@@ -59,7 +59,7 @@ def plot_accuracy(curves: dict[str, tuple[Sequence, Sequence]], ax=None, *, xlab
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend()
     return ax
 
 
@@ -67,15 +67,17 @@ def plot_capacity(by_pairs: dict, by_head_dim: dict, *, chance: float | None = N
                   pairs_baselines: dict | None = None,
                   titles: tuple[str, str] = ("Accuracy against the number of pairs",
                                              "xLSTM[1:0]: accuracy against the head dimension")):
-    """Two panels of :func:`plot_accuracy`: ``by_pairs`` (``{model: (pairs, accuracies)}``, with the
-    dashed ``pairs_baselines``) and ``by_head_dim`` (``{label: (head dims, accuracies)}``), with a
-    shared y axis. Returns the figure."""
-    fig, (ax_p, ax_d) = pyplot().subplots(1, 2, figsize=(11, 4), sharey=True)
+    """Two panels of :func:`plot_accuracy`, stacked, legends on the right: ``by_pairs``
+    (``{model: (pairs, accuracies)}``, with the dashed ``pairs_baselines``) and ``by_head_dim``
+    (``{label: (head dims, accuracies)}``), with a shared y axis. Returns the figure."""
+    fig, (ax_p, ax_d) = pyplot().subplots(2, 1, figsize=(TEXT_WIDTH_IN, 7.0), sharey=True,
+                                          layout="constrained")
     plot_accuracy(by_pairs, ax_p, xlabel="key-value pairs per sequence", chance=chance,
                   baselines=pairs_baselines, title=titles[0])
     plot_accuracy(by_head_dim, ax_d, xlabel="mLSTM head dimension (width fixed, more heads to the left)",
                   chance=chance, title=titles[1])
-    fig.tight_layout()
+    for ax in (ax_p, ax_d):  # long labels: outside, so that they cover no line
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
@@ -96,18 +98,21 @@ def plot_training_curves(histories: dict[str, list[dict]], ax=None, *, key: str 
     ax.set_xlabel("training updates")
     ax.set_ylabel(_Y_LABELS.get(key, key))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend()
     return ax
 
 
 def plot_training(histories: dict[str, list[dict]], *, keys: Sequence[str] = ("accuracy", "val_loss"),
                   chance: dict[str, float] | None = None, title: str = ""):
-    """One panel of :func:`plot_training_curves` per entry of ``keys``, side by side; ``chance`` maps a
-    key to its chance level. Returns the figure."""
+    """One panel of :func:`plot_training_curves` per entry of ``keys``, stacked; ``chance`` maps a key
+    to its chance level. Returns the figure."""
     chance = chance or {}
-    fig, axes = pyplot().subplots(1, len(keys), figsize=(11, 4), squeeze=False)
-    for ax, key in zip(axes[0], keys):
+    fig, axes = pyplot().subplots(len(keys), 1, figsize=(TEXT_WIDTH_IN, 3.2 * len(keys) + 0.3),
+                                  sharex=True, squeeze=False)
+    for ax, key in zip(axes[:, 0], keys):
         plot_training_curves(histories, ax, key=key, chance=chance.get(key))
+    for ax in axes[:-1, 0]:
+        ax.set_xlabel("")  # the x axis is shared: labelled once, at the bottom
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -129,5 +134,5 @@ def plot_state_size(sizes: dict[str, tuple[Sequence, Sequence]], ax=None, *, tit
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend()
     return ax

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._style import pyplot
+from ._style import TEXT_WIDTH_IN, pyplot
 
 
 def plot_accuracy_by_length(curves: dict, *, max_train_length: int, chance: float, ax=None,
@@ -50,7 +50,7 @@ def plot_accuracy_grid(per_task: dict[str, dict], *, max_train_length: int,
     each, with one legend for all below the panels. ``chance``: ``{task: accuracy of guessing}``.
     Returns the figure."""
     nrows = -(-len(per_task) // ncols)
-    fig, axes = pyplot().subplots(nrows, ncols, figsize=(11, 3.2 * nrows + 0.6), sharex=True,
+    fig, axes = pyplot().subplots(nrows, ncols, figsize=(TEXT_WIDTH_IN, 3.0 * nrows + 0.8), sharex=True,
                                   sharey=True, squeeze=False)
     for ax, (task, curves) in zip(axes.flat, per_task.items()):
         plot_accuracy_by_length(curves, max_train_length=max_train_length, chance=chance[task], ax=ax,
@@ -63,9 +63,11 @@ def plot_accuracy_grid(per_task: dict[str, dict], *, max_train_length: int,
         ax.set_ylabel("")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     keep = [k for k, lb in enumerate(labels) if not lb.startswith("chance")]  # chance differs per task
-    fig.legend([handles[k] for k in keep], [labels[k] for k in keep], loc="lower center",
-               ncol=min(len(keep), 4), fontsize=9, frameon=False)
-    fig.tight_layout(rect=(0, 0.1 if nrows == 1 else 0.07, 1, 1))
+    ncol = min(len(keep), 3)
+    fig.legend([handles[k] for k in keep], [labels[k] for k in keep], loc="lower center", ncol=ncol,
+               frameon=False)
+    legend_h = (0.2 * -(-len(keep) // ncol) + 0.15) / fig.get_figheight()  # its rows, in figure units
+    fig.tight_layout(rect=(0, legend_h, 1, 1))
     return fig
 
 
@@ -73,11 +75,11 @@ def plot_state_trace(x, labels, values, *, threshold: float | None = None, title
                      value_label: str = "hidden unit", label_name: str = "parity"):
     """A model reading one string ``x (S,)``: on top the symbols and the running label
     ``labels (S,)``, below the value ``values (S,)`` of one unit after each symbol, a dot per step
-    coloured by the label at that step (0 or 1), and ``threshold`` as a dashed line. Returns the
-    figure."""
+    coloured by the label at that step (0 or 1), and ``threshold`` as a dashed line; the legends on
+    the right. Returns the figure."""
     x, labels, values = (np.asarray(a).reshape(-1) for a in (x, labels, values))
     t = np.arange(1, len(x) + 1)  # symbols read
-    fig, (ax_x, ax_h) = pyplot().subplots(2, 1, figsize=(11, 4.2), sharex=True,
+    fig, (ax_x, ax_h) = pyplot().subplots(2, 1, figsize=(TEXT_WIDTH_IN, 4.2), sharex=True,
                                           gridspec_kw=dict(height_ratios=[1, 2.2]))
     ax_x.plot(t, labels, drawstyle="steps-mid", color="C3", lw=1.2, label=f"running {label_name}")
     ones = t[x == 1]
@@ -85,7 +87,7 @@ def plot_state_trace(x, labels, values, *, threshold: float | None = None, title
     ax_x.set_ylim(-0.2, 1.6)
     ax_x.set_yticks([0, 1])
     ax_x.set_ylabel(label_name)
-    ax_x.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax_x.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     if title:
         ax_x.set_title(title)
     ax_h.plot(t, values, color="0.6", lw=0.7)
@@ -96,7 +98,7 @@ def plot_state_trace(x, labels, values, *, threshold: float | None = None, title
         ax_h.axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:.2f}")
     ax_h.set_xlabel("symbols read")
     ax_h.set_ylabel(value_label)
-    ax_h.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax_h.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax_h.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -106,13 +108,19 @@ def plot_score_table(scores, row_labels, col_labels, *, ax=None, title: str = ""
                      label: str = "scaled accuracy", vmin: float = 0.0, vmax: float = 1.0):
     """``scores (rows, cols)`` as a heatmap with every number written in its cell (two decimals; a
     small negative number is written ``0.00``, not ``-0.00``) and a colour bar from ``vmin`` to
-    ``vmax`` (values outside take the end colours). Returns the axes."""
+    ``vmax`` (values outside take the end colours). A column label longer than 12 characters (and on
+    one line) is wrapped at its spaces; the figure is at most the text width. Returns the axes."""
+    import textwrap
+
     scores = np.asarray(scores, dtype=float)
     if scores.shape != (len(row_labels), len(col_labels)):
         raise ValueError(f"scores have shape {scores.shape}, labels ask for "
                          f"({len(row_labels)}, {len(col_labels)})")
+    col_labels = [lb if "\n" in lb or len(lb) <= 12 else "\n".join(textwrap.wrap(lb, 12))
+                  for lb in map(str, col_labels)]
     if ax is None:
-        _, ax = pyplot().subplots(figsize=(1.6 * len(col_labels) + 2.5, 0.5 * len(row_labels) + 1.5))
+        width = min(TEXT_WIDTH_IN, 1.15 * len(col_labels) + 3.0)
+        _, ax = pyplot().subplots(figsize=(width, 0.45 * len(row_labels) + 1.7), layout="constrained")
     im = ax.imshow(scores, cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto")
     for (r, c), v in np.ndenumerate(scores):
         bright = (min(max(v, vmin), vmax) - vmin) / (vmax - vmin) > 0.6  # light cell: dark text
