@@ -68,13 +68,6 @@ def test_importing_the_figures_does_not_import_matplotlib():
     assert out.stdout.strip() == "[]"
 
 
-def test_show_in_output_closes_the_figure():
-    widgets = pytest.importorskip("ipywidgets")
-    fig = plt.figure()
-    _style.show_in_output(fig, widgets.Output())
-    assert fig.number not in plt.get_fignums()
-
-
 # --- chapter 02: the classic LSTM ---------------------------------------------------------------------
 
 

@@ -11,6 +11,3 @@ chapters 02, 04 and 05 share: :mod:`~xlstm_edu.figures.lstm`, :mod:`~xlstm_edu.f
 re-derives it; the experiments never import the figures.
 """
 
-from ._style import show_in_output
-
-__all__ = ["show_in_output"]

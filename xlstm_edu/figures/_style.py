@@ -1,5 +1,5 @@
 """Helpers shared by the figure modules: the book's text width and fonts, lazy pyplot, a readability
-check, showing in a widget.
+check.
 
 matplotlib is imported inside the functions, so importing this module does not import it.
 
@@ -50,17 +50,6 @@ def pyplot():
         plt.rcParams.update(BOOK_RC)
         _rc_applied = True
     return plt
-
-
-def show_in_output(fig, out) -> None:
-    """Show ``fig`` in the ipywidgets ``Output`` ``out`` (replacing what it showed), then close it,
-    so that a redrawing widget does not pile up open figures."""
-    from IPython.display import display
-
-    with out:
-        out.clear_output(wait=True)
-        display(fig)
-    pyplot().close(fig)
 
 
 def saved_size_px(fig, dpi: float = DPI) -> tuple[int, int]:
