@@ -447,7 +447,7 @@ def _evaluate_hook(val_tokens, cfg: TrainConfig, run: dict, chars_per_token: flo
 
 
 def _print_record(record: dict) -> None:
-    from tqdm.auto import tqdm
+    from ._progress import tqdm
     bits = record.get("val_bits_per_char", record["val_bits_per_token"])
     unit = "bits/char" if "val_bits_per_char" in record else "bits/token"
     speed = f"{record['tokens_per_s']:,.0f} tok/s" if record["tokens_per_s"] else "-"

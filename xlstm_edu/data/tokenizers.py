@@ -23,7 +23,8 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+
+from .._progress import tqdm
 
 __all__ = [
     "Tokenizer",

@@ -6,7 +6,7 @@ import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
-from tqdm.auto import tqdm
+from .._progress import tqdm
 
 
 def run_all(fn: Callable[..., list[dict]], runs: list[tuple], s: dict, device: str, jobs: int,

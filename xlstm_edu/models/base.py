@@ -21,9 +21,9 @@ from typing import ClassVar
 
 import torch
 from torch import nn
-from tqdm.auto import trange
 
 from .._checks import check_batch, check_int, check_number, check_tokens
+from .._progress import trange
 
 #: generation reads a prompt of up to this many tokens one step at a time where a model's step is
 #: cheap (the recurrent models on the CPU), longer ones with one forward pass: a forward pass has a

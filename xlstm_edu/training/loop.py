@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
+from .._progress import tqdm
 from ..blocks.components import CausalConv1d, LinearHeadwise
 from ..data.loader import IGNORE_INDEX, as_token_tensor, sample_windows
 from ..lstm import LSTM
