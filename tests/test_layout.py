@@ -18,8 +18,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "xlstm_edu"
 
 #: The layers, bottom up. A module may import modules of its own layer and of the layers below.
 LAYERS = [
-    {"_checks", "_numba", "notebook"},  # helpers every layer may use
-    {"gating", "lstm", "slstm", "mlstm"},  # cells
+    {"_checks", "_numba", "_progress", "notebook"},  # helpers every layer may use
+    {"gating", "lstm", "slstm", "mlstm", "minrnn"},  # cells
     {"blocks", "official"},  # blocks; adapters to the official packages (they mirror the blocks)
     {"models"},
     {"data", "timing", "results"},
@@ -28,7 +28,7 @@ LAYERS = [
     {"figures", "widgets"},
     {"cli", "__main__"},
 ]
-CELLS = {"gating", "lstm", "slstm", "mlstm"}
+CELLS = {"gating", "lstm", "slstm", "mlstm", "minrnn"}
 DRAWING = {"matplotlib", "ipywidgets", "IPython", "anywidget", "plotly"}
 
 

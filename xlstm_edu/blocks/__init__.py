@@ -21,6 +21,7 @@ from .components import (
     LinearHeadwise,
     MultiHeadLayerNorm,
 )
+from .minrnn_block import MinRNNBlock, MinRNNBlockState
 from .mlstm_block import mLSTMBlock, mLSTMBlockState
 from .official import load_official_state_dict, official_to_ours
 from .slstm_block import sLSTMBlock, sLSTMBlockState
@@ -28,7 +29,7 @@ from .stack import ratio_to_slstm_at, xLSTMBlockStack, xLSTMStackConfig
 
 __all__ = [
     "CausalConv1d", "GatedFeedForward", "LayerNorm", "LinearHeadwise", "MultiHeadLayerNorm",
-    "mLSTMBlock", "mLSTMBlockState", "sLSTMBlock", "sLSTMBlockState",
+    "mLSTMBlock", "mLSTMBlockState", "MinRNNBlock", "MinRNNBlockState", "sLSTMBlock", "sLSTMBlockState",
     "xLSTMBlockStack", "xLSTMStackConfig", "ratio_to_slstm_at",
     "load_official_state_dict", "official_to_ours", "components", "official",
 ]

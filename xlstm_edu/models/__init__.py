@@ -27,6 +27,7 @@ MODELS = {
     "xlstm": ("xlstm_edu.models.xlstm_lm", "xLSTMLMConfig", "xLSTMLM"),
     "lstm": ("xlstm_edu.models.baselines", "LSTMLMConfig", "LSTMLM"),
     "transformer": ("xlstm_edu.models.baselines", "TransformerLMConfig", "TransformerLM"),
+    "minrnn": ("xlstm_edu.models.minrnn_lm", "MinRNNLMConfig", "MinRNNLM"),
 }
 
 __all__ = ["LanguageModel", "TokenClassifier", "build_classifier",
