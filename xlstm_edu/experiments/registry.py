@@ -41,6 +41,10 @@ EXPERIMENTS = {
         "multi-query associative recall: accuracy against the number of key-value pairs and the "
         "mLSTM head dimension", "xlstm_edu.experiments.recall", chapter="10_associative_recall",
         parallel=True),
+    "min-rnn": Experiment(
+        "minGRU and minLSTM against xLSTM and LSTM at equal size: validation loss, training and "
+        "generation speed, memory; the parallel scan against the loop", "xlstm_edu.experiments.min_rnn",
+        chapter="12_minimal_rnns"),
 }
 
 
