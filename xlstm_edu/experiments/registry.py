@@ -41,6 +41,10 @@ EXPERIMENTS = {
         "multi-query associative recall: accuracy against the number of key-value pairs and the "
         "mLSTM head dimension", "xlstm_edu.experiments.recall", chapter="10_associative_recall",
         parallel=True),
+    "time-series": Experiment(
+        "multi-step forecasts of a noisy sine, CO2, sunspots and El Nino: naive, seasonal "
+        "naive, linear, LSTM, xLSTM variants and minLSTM", "xlstm_edu.experiments.time_series",
+        chapter="11_forecasting"),
     "min-rnn": Experiment(
         "minGRU and minLSTM against xLSTM and LSTM at equal size: validation loss, training and "
         "generation speed, memory; the parallel scan against the loop", "xlstm_edu.experiments.min_rnn",

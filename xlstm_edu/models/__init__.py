@@ -18,6 +18,7 @@ import importlib
 
 from .base import LanguageModel, count_parameters, sample_next_token
 from .classifier import TokenClassifier, build_classifier
+from .forecaster import Forecaster, ForecasterConfig  # chapter 11: values in, H values out
 from .sizing import match_parameters
 from .xlstm_lm import xLSTMLM, xLSTMLMConfig
 
@@ -32,7 +33,7 @@ MODELS = {
 
 __all__ = ["LanguageModel", "TokenClassifier", "build_classifier",
            "xLSTMLM", "xLSTMLMConfig", "sample_next_token", "build_model", "MODELS",
-           "count_parameters", "match_parameters"]
+           "count_parameters", "match_parameters", "Forecaster", "ForecasterConfig"]
 
 
 def _classes(name: str):
