@@ -41,6 +41,10 @@ EXPERIMENTS = {
         "multi-query associative recall: accuracy against the number of key-value pairs and the "
         "mLSTM head dimension", "xlstm_edu.experiments.recall", chapter="10_associative_recall",
         parallel=True),
+    "tmaze": Experiment(
+        "T-maze: success at the junction against corridor length for a memoryless agent, LSTM, "
+        "sLSTM, mLSTM and minLSTM", "xlstm_edu.experiments.tmaze", chapter="13_memory_for_agents",
+        parallel=True),
     "time-series": Experiment(
         "multi-step forecasts of a noisy sine, CO2, sunspots and El Nino: naive, seasonal "
         "naive, linear, LSTM, xLSTM variants and minLSTM", "xlstm_edu.experiments.time_series",
