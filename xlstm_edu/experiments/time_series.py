@@ -231,8 +231,11 @@ def live_forecasts(name: str, models: Sequence[str], *, seed: int = 0, max_steps
         if length is not None:
             values = load_series(name, seed=seed)[:check_int("length", length, minimum=3)]
         data = prepare(name, seed=seed, values=values)
-        _LIVE[key] = forecast_series(name, tuple(models), seed=seed, data=data, max_steps=max_steps,
-                                     **train_kwargs)
+        # one thread: the same forecasts in every process (the chapter's, and the browser test's
+        # reference), whatever thread count the caller runs with
+        with limited_threads(1):
+            _LIVE[key] = forecast_series(name, tuple(models), seed=seed, data=data,
+                                         max_steps=max_steps, **train_kwargs)
     return _LIVE[key]
 
 
