@@ -151,7 +151,8 @@ _CSS = """
 .xlstm-explorer .xe-title{font-weight:600;margin:0 0 0.3em 0}
 .xlstm-explorer .xe-controls{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));
  gap:2px 14px;margin-bottom:6px}
-.xlstm-explorer .xe-control{display:grid;grid-template-columns:190px minmax(60px,1fr) minmax(64px,auto);align-items:center;gap:6px}
+.xlstm-explorer .xe-control{display:grid;align-items:center;gap:6px;
+ grid-template-columns:190px minmax(60px,1fr) minmax(64px,auto)}
 .xlstm-explorer .xe-control label{font-size:13px}
 .xlstm-explorer .xe-control input{width:100%;margin:0}
 .xlstm-explorer .xe-control output{font-size:13px;font-variant-numeric:tabular-nums}
