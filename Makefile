@@ -15,7 +15,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
-# Tools run from the venv; notebook kernels started by jupyter-book / nbmake use its python.
+# Tools run from the venv; notebook kernels started by jupyter-book use its python.
 export PATH := $(abspath $(BIN)):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
